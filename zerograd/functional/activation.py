@@ -1,0 +1,107 @@
+"""Activation functions as differentiable operations (the book's chapter-3 functions, with backward)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Function, Tensor
+from .math import as_tensor
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class LeakyReLU(Function):
+    def forward(self, x, negative_slope=0.01):
+        self.slope = np.where(x > 0, 1, negative_slope).astype(x.dtype)
+        return x * self.slope
+
+    def backward(self, g):
+        return g * self.slope
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a negative number only, so large |x| neither overflows nor warns
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.out = _sigmoid(x)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)  # the row maximum: exp never overflows
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        self.out = e / e.sum(axis=axis, keepdims=True)
+        return self.out
+
+    def backward(self, g):
+        y = self.out
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.out = _log_softmax(x, axis)
+        return self.out
+
+    def backward(self, g):
+        return g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0) elementwise."""
+    return ReLU.apply(as_tensor(x))
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return LeakyReLU.apply(as_tensor(x), negative_slope=negative_slope)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)) elementwise, computed without overflow."""
+    return Sigmoid.apply(as_tensor(x))
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent elementwise."""
+    return Tanh.apply(as_tensor(x))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the maximum for stability."""
+    return Softmax.apply(as_tensor(x), axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis`, computed stably in one step."""
+    return LogSoftmax.apply(as_tensor(x), axis=axis)

@@ -1,0 +1,304 @@
+"""The computational graph: Tensor, Function, backward and the grad-mode switch.
+
+A Tensor wraps a NumPy array. Calling a Function on tensors computes the result (define-by-run)
+and, when some input needs a gradient, records the Function as the result's creator. `backward()`
+walks those creators from the output back to the leaves in reverse topological order, asking each
+Function for the gradients of its inputs. Operators such as `+` and `@` are bound to Tensor in
+`zerograd.functional`, where every operation keeps its forward and backward side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import ZerogradError
+
+_grad_enabled = True  # the one piece of global state: is the graph being recorded?
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations currently record the graph."""
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode inside a `with` block or a decorated function, restoring it afterwards."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc: Any) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+
+
+def no_grad() -> _GradMode:
+    """Context manager and decorator under which operations record nothing (inference, updates)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Context manager and decorator that turns graph recording back on inside `no_grad`."""
+    return _GradMode(True)
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Array for a Tensor: float32 for Python floats and lists; NumPy arrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    if isinstance(data, (np.ndarray, np.generic)):
+        return np.asarray(data)
+    array = np.asarray(data)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that can remember how it was computed, for automatic gradients."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __array_priority__ = 1000  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        self.data = _as_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self._ctx: Function | None = None  # the Function that produced this tensor; None for leaves
+        self.name = name
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array: np.ndarray) -> Tensor:
+        """Tensor around an array that is already right: the fast path used by Function.apply."""
+        t = cls.__new__(cls)
+        t.data, t.grad, t._ctx, t.name, t.requires_grad = array, None, None, None, False
+        return t
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Marks this leaf as needing a gradient (floating-point tensors only)."""
+        if requires_grad and self.data.dtype.kind != "f":
+            raise ZerogradError(
+                f"only floating-point tensors can require gradients, this one is {self.data.dtype}: "
+                "create it from float data or convert it with .float()"
+            )
+        self.requires_grad = requires_grad
+        return self
+
+    # --- array-like properties -----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.data.dtype != np.float32:
+            extra = f", dtype={self.data.dtype}" + extra
+        return f"tensor({body}{extra})"
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ZerogradError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, cut off from the graph."""
+        return Tensor._wrap(self.data)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy converted to `dtype`, cut off from the graph."""
+        return Tensor(self.data.astype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    # --- backpropagation -----------------------------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulates d(self)/d(leaf) into `.grad` of every leaf that requires a gradient."""
+        if not self.requires_grad:
+            raise ZerogradError(
+                "backward() called on a tensor that does not require a gradient: "
+                "no input of its graph has requires_grad=True (or it was computed under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise ZerogradError(
+                    f"backward() without a gradient needs a scalar output, this one has shape {self.shape}: "
+                    "reduce it first (e.g. .sum() or .mean()) or pass grad= of the same shape"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.data.dtype)
+            if grad.shape != self.shape:
+                raise ZerogradError(f"backward(): grad has shape {grad.shape}, the tensor has shape {self.shape}")
+        if self._ctx is None:
+            self.grad = grad if self.grad is None else self.grad + grad
+            return
+        grads = {id(self): grad}
+        for node in _topological_order(self):
+            g = grads.pop(id(node), None)
+            fn = node._ctx
+            if g is None:  # no path from here carried a gradient (a backward returned None)
+                continue
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for inp, ig, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
+                if not needed or ig is None:
+                    continue
+                if ig.shape != inp.data.shape:
+                    ig = _unbroadcast(ig, inp.data.shape)
+                if ig.dtype != inp.data.dtype:
+                    ig = ig.astype(inp.data.dtype)
+                if inp._ctx is None:
+                    # never in place: the same array may be the gradient of several inputs
+                    inp.grad = ig if inp.grad is None else inp.grad + ig
+                else:
+                    key = id(inp)
+                    grads[key] = ig if key not in grads else grads[key] + ig
+            if not retain_graph:
+                fn.release()
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Non-leaf tensors of root's graph, each before the inputs it was made from (no recursion)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        fn = tensor._ctx
+        if fn.inputs is None:
+            raise ZerogradError(
+                "backward() through a graph whose buffers were already freed by an earlier backward(): "
+                "pass retain_graph=True to the first backward() to go through the graph twice"
+            )
+        stack.append((tensor, True))
+        for inp in fn.inputs:
+            if inp._ctx is not None and id(inp) not in visited:
+                stack.append((inp, False))
+    order.reverse()
+    return order
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sums a broadcast gradient back down to the input's `shape`."""
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Function:
+    """One differentiable operation: `forward` and `backward` on plain NumPy arrays.
+
+    Subclasses implement `forward(*arrays, **params) -> array` and `backward(grad) -> grad or tuple`
+    (one gradient per input, None where none is needed); they may keep on `self` what backward needs.
+    `self.needs_input_grad` tells forward and backward which input gradients are wanted.
+    """
+
+    inputs: tuple[Tensor, ...] | None = None
+    needs_input_grad: tuple[bool, ...] = ()
+
+    def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | tuple[np.ndarray | None, ...]:
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        """Runs the operation on tensors, recording it in the graph when a gradient is needed."""
+        fn = cls()
+        record = _grad_enabled and any(t.requires_grad for t in inputs)
+        fn.needs_input_grad = tuple(t.requires_grad for t in inputs) if record else (False,) * len(inputs)
+        try:
+            out = fn.forward(*[t.data for t in inputs], **params)
+        except ValueError as err:
+            from .errors import ShapeError
+
+            shapes = ", ".join(str(t.shape) for t in inputs)
+            raise ShapeError(f"{cls.__name__.lower()}: inputs of shapes {shapes} do not fit: {err}") from err
+        result = Tensor._wrap(out)
+        if record:
+            fn.inputs = inputs
+            result._ctx = fn
+            result.requires_grad = True
+        return result
+
+    def release(self) -> None:
+        """Drops the inputs and saved arrays, freeing memory once backward has used them."""
+        self.__dict__.clear()
+        self.inputs = None
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Makes a Tensor, as `torch.tensor` does."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def graph_nodes(root: Tensor) -> Iterator[tuple[Tensor, Function | None, Sequence[Tensor]]]:
+    """Yields (tensor, creator, creator's inputs) for every tensor of root's graph, outputs first."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        fn = t._ctx
+        inputs = fn.inputs if fn is not None and fn.inputs is not None else ()
+        yield t, fn, inputs
+        stack.extend(inputs)
