@@ -1,0 +1,52 @@
+"""Datasets for zerograd: the bundled MNIST (book-compatible load_mnist), Fashion-MNIST and KMNIST
+downloads, IDX files, and a NumPy DataLoader. Depends only on NumPy and zerograd.errors."""
+
+from zerograd.datasets.augment import (
+    RandomAffine,
+    RandomRotation,
+    RandomShift,
+    affine_images,
+    rotate_images,
+    shift_images,
+)
+from zerograd.datasets.download import cache_dir, download_file, file_digest, verify_file
+from zerograd.datasets.idx import idx_sha256, parse_idx, read_idx, write_idx
+from zerograd.datasets.loader import DataLoader, Dataset, TensorDataset
+from zerograd.datasets.mnist import (
+    DATASETS,
+    FILE_STEMS,
+    DatasetInfo,
+    clear_cache,
+    download_dataset,
+    load_dataset,
+    load_idx_folder,
+    load_mnist,
+)
+
+__all__ = [
+    "DATASETS",
+    "FILE_STEMS",
+    "DataLoader",
+    "Dataset",
+    "DatasetInfo",
+    "RandomAffine",
+    "RandomRotation",
+    "RandomShift",
+    "TensorDataset",
+    "affine_images",
+    "cache_dir",
+    "clear_cache",
+    "download_dataset",
+    "download_file",
+    "file_digest",
+    "idx_sha256",
+    "load_dataset",
+    "load_idx_folder",
+    "load_mnist",
+    "parse_idx",
+    "read_idx",
+    "rotate_images",
+    "shift_images",
+    "verify_file",
+    "write_idx",
+]

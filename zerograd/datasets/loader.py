@@ -1,0 +1,134 @@
+"""Dataset, TensorDataset and DataLoader with PyTorch's names, yielding NumPy batches.
+
+Batches are plain NumPy arrays (float data as float32); the training loop wraps them in Tensors, which
+keeps this package independent of zerograd.tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from zerograd.errors import ShapeError, ZerogradError
+
+Batch = tuple[np.ndarray, ...]
+
+
+class Dataset:
+    """A sized collection of samples: dataset[i] is a tuple of arrays (or one array), len(dataset) their count.
+
+    A subclass may also define get_batch(indices) -> tuple of arrays with a leading batch axis, which
+    DataLoader then uses instead of fetching samples one by one.
+    """
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+
+class TensorDataset(Dataset):
+    """Samples made of rows of equally long arrays: dataset[i] == (a[i], b[i], ...)."""
+
+    def __init__(self, *arrays: Any) -> None:
+        if not arrays:
+            raise ZerogradError("TensorDataset needs at least one array, e.g. TensorDataset(x_train, t_train)")
+        self.arrays: tuple[np.ndarray, ...] = tuple(np.asarray(a) for a in arrays)
+        for k, a in enumerate(self.arrays):
+            if a.ndim == 0:
+                raise ShapeError(f"TensorDataset array {k} is a scalar; each array needs a leading sample axis")
+        lengths = [a.shape[0] for a in self.arrays]
+        if len(set(lengths)) > 1:
+            shapes = ", ".join(str(a.shape) for a in self.arrays)
+            raise ShapeError(
+                f"TensorDataset arrays have different numbers of samples (shapes {shapes}); "
+                "every array needs the same length along axis 0"
+            )
+
+    def __getitem__(self, index: int) -> Batch:
+        return tuple(a[index] for a in self.arrays)
+
+    def __len__(self) -> int:
+        return self.arrays[0].shape[0]
+
+    def get_batch(self, indices: np.ndarray | slice) -> Batch:
+        """Rows `indices` (index array or slice) of every array; a slice gives views, an index array copies."""
+        return tuple(a[indices] for a in self.arrays)
+
+
+def _batch_dtype(array: np.ndarray) -> np.dtype:
+    # The library computes in float32; float64 (or float16) data would silently promote whole models.
+    return np.dtype(np.float32) if array.dtype.kind == "f" else array.dtype
+
+
+def _collate(samples: list[Any]) -> Batch:
+    """Stack a list of samples (tuples of arrays, or single arrays) field by field."""
+    if not isinstance(samples[0], (tuple, list)):
+        samples = [(s,) for s in samples]
+    return tuple(np.stack([np.asarray(s[k]) for s in samples]) for k in range(len(samples[0])))
+
+
+class DataLoader:
+    """Iterates over a dataset in batches of tuples of NumPy arrays, optionally shuffled anew each epoch.
+
+    `generator` (a numpy Generator) or `seed` (an int) makes shuffling reproducible: the same seed
+    gives the same sequence of epochs. `transform` maps the first array of each batch (the inputs,
+    e.g. (N,784) or (N,1,28,28)) to new inputs, e.g. an augmentation from zerograd.datasets.augment.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset | Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        *,
+        generator: np.random.Generator | None = None,
+        seed: int | None = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ZerogradError(f"DataLoader batch_size must be a positive integer, got {batch_size!r}")
+        if generator is not None and seed is not None:
+            raise ZerogradError("DataLoader takes generator or seed, not both: pass one of them")
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise ZerogradError(
+                f"DataLoader generator must be a numpy Generator (np.random.default_rng(...)), got "
+                f"{type(generator).__name__}; pass an int as seed= instead"
+            )
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.transform = transform
+        self.generator = generator if generator is not None else np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.dataset)
+        # Only the index permutation is new each epoch; the data are gathered batch by batch.
+        order = self.generator.permutation(n) if self.shuffle else None
+        get_batch = getattr(self.dataset, "get_batch", None)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, n)
+            if get_batch is not None:
+                index = order[start:end] if order is not None else slice(start, end)
+                arrays = get_batch(index)
+                # A slice gives views into the dataset: copy so that a caller's in-place edit stays local.
+                copy = isinstance(index, slice)
+                batch = tuple(a.astype(_batch_dtype(a), copy=copy) for a in map(np.asarray, arrays))
+            else:
+                indices = order[start:end] if order is not None else range(start, end)
+                stacked = _collate([self.dataset[int(i)] for i in indices])
+                batch = tuple(a.astype(_batch_dtype(a), copy=False) for a in stacked)
+            if self.transform is not None:
+                batch = (np.asarray(self.transform(batch[0])), *batch[1:])
+            yield batch
