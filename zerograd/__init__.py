@@ -4,11 +4,18 @@ __version__ = "0.1.0"
 
 from . import functional  # noqa: E402  (binds the operators to Tensor)
 from .errors import DataError, ModelFileError, ShapeError, ZerogradError  # noqa: E402
-from .numerical import gradcheck, numerical_diff, numerical_gradient  # noqa: E402
+from .numerical import (  # noqa: E402
+    GradcheckError,
+    GradcheckResult,
+    gradcheck,
+    gradient_descent,
+    numerical_diff,
+    numerical_gradient,
+)
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
 
 __all__ = [
-    "DataError", "Function", "ModelFileError", "ShapeError", "Tensor", "ZerogradError", "__version__",
-    "enable_grad", "functional", "gradcheck", "is_grad_enabled", "no_grad", "numerical_diff",
+    "DataError", "Function", "GradcheckError", "GradcheckResult", "ModelFileError", "ShapeError", "Tensor", "ZerogradError", "__version__",
+    "enable_grad", "functional", "gradcheck", "gradient_descent", "is_grad_enabled", "no_grad", "numerical_diff",
     "numerical_gradient", "tensor",
 ]

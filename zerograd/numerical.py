@@ -17,7 +17,9 @@ def numerical_diff(f: Callable[[float], float], x: float, h: float = 1e-4) -> fl
 
 
 def _numerical_gradient_array(f: Callable[[], float], x: np.ndarray, h: float) -> np.ndarray:
-    grad = np.zeros_like(x, dtype=np.float64 if x.dtype.kind != "f" else x.dtype)
+    if x.dtype.kind != "f":
+        raise TypeError(f"numerical_gradient needs a floating-point array, got {x.dtype}: x +- h would be truncated")
+    grad = np.zeros_like(x)
     flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)  # views: perturb x in place
     if not np.shares_memory(flat_x, x):
         raise ValueError("numerical_gradient needs a contiguous array it can perturb in place")
@@ -83,7 +85,7 @@ def gradcheck(
     A non-scalar output is reduced with fixed random weights v, checking the vector-Jacobian
     product v^T J that backward computes. Returns the largest absolute and relative errors.
     """
-    from .tensor import Tensor  # numerical sits below tensor: only the checker needs it
+    from .tensor import Tensor, no_grad  # numerical sits below tensor: only the checker needs it
 
     tensors = []
     for x in inputs:
@@ -96,7 +98,8 @@ def gradcheck(
     v = np.random.default_rng(seed).standard_normal(out.shape)
 
     def scalar() -> float:
-        return float((fn(*tensors).data.astype(np.float64) * v).sum())
+        with no_grad():
+            return float((fn(*tensors).data.astype(np.float64) * v).sum())
 
     (out * Tensor(v)).sum().backward()
     max_abs, max_rel, errors, ok = 0.0, 0.0, [], True

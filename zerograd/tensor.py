@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import ZerogradError
+from .errors import ShapeError, ZerogradError
 
 _grad_enabled = True  # the one piece of global state: is the graph being recorded?
 
@@ -175,7 +175,7 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ZerogradError(f"backward(): grad has shape {grad.shape}, the tensor has shape {self.shape}")
         if self._ctx is None:
-            self.grad = grad if self.grad is None else self.grad + grad
+            self.grad = np.array(grad) if self.grad is None else np.asarray(self.grad + grad)
             return
         grads = {id(self): grad}
         for node in _topological_order(self):
@@ -194,8 +194,9 @@ class Tensor:
                 if ig.dtype != inp.data.dtype:
                     ig = ig.astype(inp.data.dtype)
                 if inp._ctx is None:
-                    # never in place: the same array may be the gradient of several inputs
-                    inp.grad = ig if inp.grad is None else inp.grad + ig
+                    # a copy, never in place: the same (possibly read-only broadcast) array may be
+                    # the gradient of several inputs, and users may scale .grad in place
+                    inp.grad = np.array(ig) if inp.grad is None else np.asarray(inp.grad + ig)
                 else:
                     key = id(inp)
                     grads[key] = ig if key not in grads else grads[key] + ig
@@ -266,12 +267,12 @@ class Function:
         fn.needs_input_grad = tuple(t.requires_grad for t in inputs) if record else (False,) * len(inputs)
         try:
             out = fn.forward(*[t.data for t in inputs], **params)
+        except ShapeError:
+            raise
         except ValueError as err:
-            from .errors import ShapeError
-
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ShapeError(f"{cls.__name__.lower()}: inputs of shapes {shapes} do not fit: {err}") from err
-        result = Tensor._wrap(out)
+        result = Tensor._wrap(np.asarray(out))  # ufuncs on 0-d arrays return numpy scalars
         if record:
             fn.inputs = inputs
             result._ctx = fn

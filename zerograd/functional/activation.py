@@ -11,7 +11,7 @@ from .math import as_tensor
 class ReLU(Function):
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return np.maximum(x, 0)  # not x * mask: -inf * 0 would be nan
 
     def backward(self, g):
         return g * self.mask

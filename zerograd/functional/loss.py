@@ -17,8 +17,12 @@ def _target_array(target: Any) -> np.ndarray:
 
 
 def mse_loss(input: Tensor, target: Any) -> Tensor:
-    """Mean of (input - target)**2 over all elements, as torch's mse_loss."""
-    diff = as_tensor(input) - as_tensor(_target_array(target).astype(as_tensor(input).dtype, copy=False))
+    """Mean of (input - target)**2 over all elements, as torch's mse_loss; shapes must match."""
+    input = as_tensor(input)
+    target = _target_array(target)
+    if target.shape != input.shape:
+        raise ShapeError(f"mse_loss: input {input.shape} and target {target.shape} differ: reshape one of them")
+    diff = input - as_tensor(target.astype(input.dtype, copy=False))
     return mean(diff * diff)
 
 
@@ -70,6 +74,8 @@ def cross_entropy(input: Tensor, target: Any) -> Tensor:
 
 class NLLLoss(Function):
     def forward(self, logp, target):
+        if target.shape != logp.shape[:1] or (len(target) and (target.min() < 0 or target.max() >= logp.shape[1])):
+            raise ShapeError(f"nll_loss: needs labels (N,) in 0..{logp.shape[1] - 1} for input {logp.shape}")
         self.shape, self.labels = logp.shape, target
         return np.asarray(-logp[np.arange(len(target)), target].mean(), dtype=logp.dtype)
 
@@ -110,7 +116,11 @@ def binary_cross_entropy(input: Tensor, target: Any) -> Tensor:
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any) -> Tensor:
     """binary_cross_entropy(sigmoid(input), target) computed stably from logits."""
-    return BinaryCrossEntropyWithLogits.apply(as_tensor(input), target=_target_array(target))
+    input = as_tensor(input)
+    target = _target_array(target)
+    if target.shape != input.shape:
+        raise ShapeError(f"binary_cross_entropy_with_logits: input {input.shape} and target {target.shape} differ")
+    return BinaryCrossEntropyWithLogits.apply(input, target=target)
 
 
 class BinaryCrossEntropyWithLogits(Function):

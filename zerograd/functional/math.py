@@ -15,7 +15,7 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """`x` as a Tensor; Python numbers take the dtype of `like` so float32 stays float32."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and isinstance(x, (int, float)):
+    if like is not None and isinstance(x, (int, float)) and (like.data.dtype.kind == "f" or isinstance(x, int)):
         return Tensor._wrap(np.asarray(x, dtype=like.data.dtype))
     return Tensor(x)
 
@@ -100,10 +100,10 @@ class MatMul(Function):
         # 1-D operands behave as a row (left) or column (right) vector, as in np.matmul
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:  # first, so that 1-D @ 1-D (a 0-d g) becomes (1, 1)
+            g = np.expand_dims(g, -1)
         if a.ndim == 1:
             g = np.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = np.expand_dims(g, -1)
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = g @ np.swapaxes(b2, -1, -2)
@@ -248,7 +248,7 @@ class Mean(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
         out = np.asarray(a.mean(axis=axis, keepdims=keepdims))
-        self.count = a.size // max(out.size, 1) if a.size else 1
+        self.count = a.size // out.size if a.size else 1  # not max(): this module shadows the builtin
         return out
 
     def backward(self, g):
