@@ -178,6 +178,7 @@ class Tensor:
             self.grad = np.array(grad) if self.grad is None else np.asarray(self.grad + grad)
             return
         grads = {id(self): grad}
+        handed_out = {id(grad)}  # arrays already used as some gradient: a leaf must not share them
         for node in _topological_order(self):
             g = grads.pop(id(node), None)
             fn = node._ctx
@@ -194,10 +195,17 @@ class Tensor:
                 if ig.dtype != inp.data.dtype:
                     ig = ig.astype(inp.data.dtype)
                 if inp._ctx is None:
-                    # a copy, never in place: the same (possibly read-only broadcast) array may be
-                    # the gradient of several inputs, and users may scale .grad in place
-                    inp.grad = np.array(ig) if inp.grad is None else np.asarray(inp.grad + ig)
+                    if inp.grad is not None:
+                        inp.grad = np.asarray(inp.grad + ig)  # 0-d sums are numpy scalars
+                    elif id(ig) in handed_out or not (ig.flags.owndata and ig.flags.writeable):
+                        # the same (or a read-only broadcast) array may be several inputs' gradient:
+                        # each leaf gets its own, so scaling one .grad in place leaves the others alone
+                        inp.grad = np.array(ig)
+                    else:
+                        inp.grad = ig
+                    handed_out.add(id(inp.grad))
                 else:
+                    handed_out.add(id(ig))
                     key = id(inp)
                     grads[key] = ig if key not in grads else grads[key] + ig
             if not retain_graph:
