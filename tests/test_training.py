@@ -1,0 +1,132 @@
+"""The training loop: history, checkpoints, exact resume, divergence, early stopping, reporters."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from zerograd import functional as F
+from zerograd import optim
+from zerograd.datasets import load_mnist
+from zerograd.models import MLP
+from zerograd.training import (
+    LineReporter,
+    TrainingDiverged,
+    confusion_matrix,
+    default_reporter,
+    evaluate,
+    fit,
+    load_checkpoint,
+)
+
+
+@pytest.fixture(scope="module")
+def small():
+    (x, t), (xt, tt) = load_mnist()
+    return (x[:2000], t[:2000]), (xt[:500], tt[:500])
+
+
+def _run(small, tmp_path, epochs, resume=None, name="ckpt.safetensors"):
+    model = MLP(784, (64,), 10, dropout=0.2, seed=7)
+    opt = optim.Adam(model.parameters(), lr=2e-3)
+    sched = optim.CosineAnnealingLR(opt, T_max=4)
+    history = fit(model, opt, small[0], small[1], epochs=epochs, batch_size=50, seed=3, scheduler=sched,
+                  checkpoint=tmp_path / name, resume=resume)
+    return model, history
+
+
+def test_fit_learns_and_records_history(small, tmp_path):
+    model, history = _run(small, tmp_path, epochs=4)
+    assert len(history) == 4 and [r.epoch for r in history.records] == [1, 2, 3, 4]
+    assert history[-1].iterations == 4 * 40
+    losses = history.column("loss")
+    assert losses[-1] < losses[0] * 0.5
+    assert history[-1].test_accuracy > 0.85
+    # cosine schedule over 4 epochs: lr of epoch 1 is the base, then it decays
+    assert history[0].lr == pytest.approx(2e-3) and history[2].lr == pytest.approx(1e-3)
+    history.save_json(tmp_path / "h.json")
+    history.save_csv(tmp_path / "h.csv")
+    saved = json.loads((tmp_path / "h.json").read_text())
+    assert saved["epochs"][3]["test_accuracy"] == history[-1].test_accuracy
+    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
+    assert len(rows) == 4 and float(rows[1]["loss"]) == pytest.approx(losses[1])
+
+
+def test_resume_equals_uninterrupted_run(small, tmp_path):
+    full, full_history = _run(small, tmp_path, epochs=4, name="full.safetensors")
+    _run(small, tmp_path, epochs=2, name="half.safetensors")
+    resumed, history = _run(small, tmp_path, epochs=4, resume=tmp_path / "half.safetensors", name="half.safetensors")
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert np.array_equal(a, b), name  # bit-identical: dropout, shuffling, Adam and cosine all resumed
+    assert history.column("loss") == full_history.column("loss")
+    _, meta = load_checkpoint(tmp_path / "half.safetensors")
+    assert meta["epoch"] == 4 and meta["iteration"] == 160
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(small, tmp_path):
+    calls = {"n": 0}
+
+    def loss_fn(logits, t):
+        calls["n"] += 1
+        loss = F.cross_entropy(logits, t)
+        return loss * float("nan") if calls["n"] == 60 else loss  # iteration 60 is in epoch 2
+
+    model = MLP(784, (16,), 10, seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingDiverged, match="nan at epoch 2, iteration 60.*last good checkpoint"):
+        fit(model, opt, small[0], small[1], epochs=3, batch_size=50, loss_fn=loss_fn,
+            checkpoint=tmp_path / "c.safetensors")
+    _, meta = load_checkpoint(tmp_path / "c.safetensors")
+    assert meta["epoch"] == 1 and meta["iteration"] == 40
+
+
+def test_early_stopping_stops_when_test_accuracy_stalls(small):
+    model = MLP(784, (16,), 10, seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.0)  # never improves after the first epoch
+    history = fit(model, opt, small[0], small[1], epochs=10, batch_size=100, early_stopping=2)
+    assert history.stopped_early and len(history) == 3
+
+
+def test_fit_by_iterations_stops_mid_epoch(small):
+    model = MLP(784, (16,), 10, seed=0)
+    history = fit(model, optim.SGD(model.parameters(), lr=0.1), small[0], None, iterations=50, batch_size=100)
+    assert [r.iterations for r in history.records] == [20, 40, 50]
+    assert history[-1].test_accuracy is None
+
+
+def test_confusion_matrix_and_evaluate():
+    m = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)
+    assert m.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+
+    class Fixed:
+        training = False
+
+        def eval(self):
+            pass
+
+        def train(self, mode=True):
+            pass
+
+        def __call__(self, x):
+            from zerograd import Tensor
+
+            return Tensor(np.eye(3, dtype=np.float32)[x.data[:, 0].astype(int)])
+
+    result = evaluate(Fixed(), np.array([[0], [1], [1], [2]], dtype=np.float32), np.array([0, 1, 2, 2]))
+    assert (result["correct"], result["total"], result["accuracy"]) == (3, 4, 0.75)
+    assert result["per_class_accuracy"] == [1.0, 1.0, 0.5]
+
+
+def test_reporters(small):
+    stream = io.StringIO()
+    model = MLP(784, (16,), 10, seed=0)
+    fit(model, optim.SGD(model.parameters(), lr=0.1), small[0], small[1], epochs=2, batch_size=100,
+        reporter=LineReporter(stream))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  loss ") and "test acc" in lines[1]
+    assert type(default_reporter(quiet=True)).__name__ == "Reporter"
+    assert isinstance(default_reporter(stream=io.StringIO()), LineReporter)  # not a terminal: plain lines
