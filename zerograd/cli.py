@@ -1,0 +1,313 @@
+"""The `zerograd` command: train, evaluate and predict. Parses flags, speaks, sets exit codes.
+
+Errors a user can cause come out as one line on stderr with exit code 1 (2 for bad flags);
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+
+DATA_HELP = "mnist (bundled), fashion-mnist, kmnist (downloaded once), or a folder of MNIST-format IDX files"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zerograd",
+        description="Deep learning from zero on NumPy: train, evaluate and use digit classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"zerograd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+    # --- train ---
+    t = sub.add_parser("train", help="train a network on MNIST (or another dataset) and save it",
+                       description="Train a network and write a model file (safetensors).")
+    t.add_argument("--model", default="mlp", choices=["mlp"], help="architecture (default: mlp)")
+    t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated (default: 256,128)")
+    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "sigmoid", "tanh"])
+    t.add_argument("--init", default="auto", help="weight init: auto, he, xavier, normal, or a std such as 0.01")
+    t.add_argument("--optimizer", default="adam", choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default depends on the optimizer)")
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--schedule", default="cosine", choices=["none", "step", "cosine"],
+                   help="learning-rate schedule over the epochs (default: cosine)")
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout probability after each hidden layer")
+    t.add_argument("--batchnorm", action="store_true", help="batch normalisation after each hidden Linear")
+    t.add_argument("--augment", action="store_true", help="random shifts and rotations of the training images")
+    t.add_argument("--batch-size", type=int, default=128)
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="passes over the training set (default: 10)")
+    length.add_argument("--iterations", type=int, default=None, help="train for this many mini-batches instead")
+    t.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better test accuracy")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data", default="mnist", help=DATA_HELP)
+    t.add_argument("--out", default=None, help="model file to write (default: runs/<model>-<time>/model.safetensors)")
+    t.add_argument("--plot", default=None, metavar="PATH", help="save learning curves as PNG (needs matplotlib)")
+    t.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a checkpoint file")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    common(t)
+
+    # --- evaluate ---
+    e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
+                       description="Evaluate a model on a test set.")
+    e.add_argument("model", help="model file (.safetensors), pretrained:book-ch3, or a book pickle with --arch")
+    e.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
+    e.add_argument("--data", default="mnist", help=DATA_HELP)
+    e.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (1 = one at a time)")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    e.add_argument("--plot", default=None, metavar="PATH", help="save the confusion matrix as PNG")
+    common(e)
+
+    # --- predict ---
+    p = sub.add_parser("predict", help="classify your own digit images (PNG, JPEG)",
+                       description="Classify digit images after MNIST-style preprocessing.")
+    p.add_argument("model", help="model file (.safetensors), pretrained:book-ch3, or a book pickle with --arch")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
+    p.add_argument("--json", action="store_true", help="print a JSON list on stdout")
+    common(p)
+    return parser
+
+
+# --- commands ------------------------------------------------------------------------------------
+def _load_split(name: str, split: str, quiet: bool = True) -> tuple[np.ndarray, np.ndarray] | tuple:
+    from .datasets import load_dataset
+
+    train, test = load_dataset(name, normalize=True, flatten=True, progress=not quiet)
+    return train if split == "train" else test if split == "test" else (train, test)
+
+
+def _check_input_size(model: Any, x: np.ndarray, data: str) -> None:
+    from .models import input_size
+
+    expected = input_size(model)
+    if x.shape[1] != expected:
+        raise _user_error(
+            f"the model expects {expected} input features but {data} images have {x.shape[1]}: "
+            "evaluate it on data of the size it was trained on"
+        )
+
+
+def _user_error(message: str) -> Exception:
+    from .errors import ZerogradError
+
+    return ZerogradError(message)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .models import load_model
+    from .training import evaluate
+
+    model, meta = load_model(args.model, args.arch)
+    x, t = _load_split(args.data, "test")
+    _check_input_size(model, x, args.data)
+    if args.batch_size < 1:
+        raise _user_error("--batch-size must be at least 1")
+    result = evaluate(model, x, t, batch_size=args.batch_size)
+    result.pop("predictions")
+    result.update(model=str(args.model), data=str(args.data))
+    if args.plot:
+        from .plots import plot_confusion_matrix
+
+        plot_confusion_matrix(np.array(result["confusion_matrix"]), args.plot)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"accuracy: {result['accuracy']:.4f} ({result['correct']}/{result['total']})")
+    print(f"loss: {result['loss']:.4f}")
+    print("per-class accuracy: " + "  ".join(f"{i}:{a:.3f}" for i, a in enumerate(result["per_class_accuracy"])))
+    matrix = result["confusion_matrix"]
+    width = max(len(str(v)) for row in matrix for v in row) + 1
+    print("confusion matrix (rows: true label, columns: predicted):")
+    print("     " + "".join(f"{j:>{width}}" for j in range(len(matrix))))
+    for i, row in enumerate(matrix):
+        print(f"  {i:>2} " + "".join(f"{v:>{width}}" for v in row))
+    if args.plot:
+        print(f"confusion matrix plot: {args.plot}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from . import functional as F
+    from .images import load_digit_image
+    from .models import input_size, load_model
+    from .tensor import Tensor, no_grad
+
+    model, _ = load_model(args.model, args.arch)
+    if input_size(model) != 784:
+        raise _user_error(f"predict reads 28x28 digits (784 inputs) but the model expects {input_size(model)}")
+    images = np.stack([load_digit_image(path).reshape(784) for path in args.images])
+    with no_grad():
+        probs = F.softmax(model(Tensor(images))).data
+    results = [
+        {"file": str(path), "label": int(p.argmax()), "probability": float(p.max()),
+         "probabilities": [round(float(v), 6) for v in p]}
+        for path, p in zip(args.images, probs)
+    ]
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            print(f"{r['file']}: {r['label']} ({r['probability']:.3f})")
+    return 0
+
+
+def _optimizer(name: str, params: Any, lr: float | None, weight_decay: float) -> Any:
+    from . import optim
+
+    defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 1e-3,
+                "adam": 1e-3, "adamw": 1e-3}
+    lr = defaults[name] if lr is None else lr
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name in ("momentum", "nesterov"):
+        return optim.SGD(params, lr=lr, momentum=0.9, nesterov=name == "nesterov", weight_decay=weight_decay)
+    if name == "adagrad":
+        return optim.AdaGrad(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def _parse_hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise _user_error(f"--hidden takes positive layer sizes separated by commas, e.g. 256,128; got {text!r}")
+    return sizes
+
+
+def _parse_init(text: str) -> str | float:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import optim
+    from .datasets.augment import RandomAffine
+    from .models import MLP, build_model, save_model
+    from .training import default_reporter, fit, load_checkpoint, train_seconds
+
+    if args.resume:
+        _, meta = load_checkpoint(args.resume)
+        settings = meta["settings"]
+        for key, value in settings.items():  # a resumed run continues with the flags it started with
+            setattr(args, key, value)
+        model = build_model(meta["config"])
+    else:
+        if args.epochs is None and args.iterations is None:
+            args.epochs = 10
+        if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
+            raise _user_error("--epochs and --iterations must be at least 1")
+        if args.batch_size < 1:
+            raise _user_error("--batch-size must be at least 1")
+        if not 0 <= args.dropout < 1:
+            raise _user_error(f"--dropout must be in [0, 1), got {args.dropout}")
+        model = MLP(784, _parse_hidden(args.hidden), 10, activation=args.activation, dropout=args.dropout,
+                    batchnorm=args.batchnorm, init=_parse_init(args.init), seed=args.seed)
+        settings = {k: getattr(args, k) for k in (
+            "model", "hidden", "activation", "init", "optimizer", "lr", "weight_decay", "schedule", "dropout",
+            "batchnorm", "augment", "batch_size", "epochs", "iterations", "early_stopping", "seed", "data", "out")}
+    if args.out is None:
+        args.out = str(Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}" / "model.safetensors")
+        settings["out"] = args.out
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.with_suffix("") if out.suffix == ".safetensors" else out
+    checkpoint = Path(f"{stem}.checkpoint.safetensors")
+
+    (x_train, t_train), (x_test, t_test) = _load_split(args.data, "both", quiet=args.quiet)
+    _check_input_size(model, x_train, args.data)
+    optimizer = _optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
+    batches = -(-len(x_train) // args.batch_size)
+    epochs = args.epochs if args.epochs is not None else -(-args.iterations // batches)
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = optim.CosineAnnealingLR(optimizer, T_max=epochs)
+    elif args.schedule == "step":
+        scheduler = optim.StepLR(optimizer, step_size=max(epochs // 3, 1), gamma=0.1)
+    transform = None
+    if args.augment:
+        transform = RandomAffine(max_shift=2, max_degrees=10, seed=args.seed + 1)
+    history = fit(
+        model, optimizer, (x_train, t_train), (x_test, t_test),
+        epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed,
+        scheduler=scheduler, transform=transform, early_stopping=args.early_stopping, checkpoint=checkpoint,
+        resume=args.resume, reporter=default_reporter(args.quiet), settings=settings,
+    )
+    final = history.records[-1]
+    results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
+               "epochs": len(history), "iterations": final.iterations, "train_seconds": round(train_seconds(history), 3)}
+    save_model(model, out, {"settings": settings, "results": results})
+    history.save_json(f"{stem}.history.json")
+    history.save_csv(f"{stem}.history.csv")
+    if args.plot:
+        from .plots import plot_history
+
+        plot_history(history, args.plot)
+    if args.json:
+        print(json.dumps({**results, "model_path": str(out), "checkpoint_path": str(checkpoint),
+                          "history_path": f"{stem}.history.json", "stopped_early": history.stopped_early}))
+        return 0
+    if not args.quiet:
+        print(f"test accuracy {final.test_accuracy:.4f} after {len(history)} epochs "
+              f"({results['train_seconds']:.1f}s of training)", file=sys.stderr)
+    print(f"model written to {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `zerograd` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"zerograd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line for the user, the traceback only on request
+        from .errors import ZerogradError
+
+        if args.debug:
+            raise
+        if isinstance(err, ZerogradError):
+            print(f"zerograd {args.command}: error: {err}", file=sys.stderr)
+            return 1
+        if isinstance(err, (OSError, ValueError)):
+            print(f"zerograd {args.command}: error: {err}", file=sys.stderr)
+            return 1
+        print(f"zerograd {args.command}: internal error: {type(err).__name__}: {err} "
+              "(run again with --debug for the traceback and report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
