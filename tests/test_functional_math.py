@@ -306,3 +306,13 @@ def test_linear_random_sizes(n, i, o, data):
 def test_linear_shape_error():
     with pytest.raises(ShapeError, match=r"linear.*\(4, 3\).*\(2, 5\)"):
         F.linear(Tensor(np.ones((4, 3))), Tensor(np.ones((2, 5))))
+
+
+def test_pytorch_dim_and_keepdim_names_are_accepted():
+    import zerograd.functional as F
+
+    x = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert np.array_equal(F.sum(x, dim=1, keepdim=True).data, [[3], [12]])
+    assert np.array_equal(x.max(dim=0).data, [3, 4, 5])
+    assert np.allclose(F.softmax(x, dim=0).data.sum(axis=0), 1)
+    assert F.cat([x, x], dim=1).shape == (2, 6) and F.stack([x, x], dim=1).shape == (2, 2, 3)

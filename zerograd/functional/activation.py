@@ -97,11 +97,11 @@ def tanh(x: Tensor) -> Tensor:
     return Tanh.apply(as_tensor(x))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the maximum for stability."""
-    return Softmax.apply(as_tensor(x), axis=axis)
+    return Softmax.apply(as_tensor(x), axis=axis if dim is None else dim)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """log(softmax(x)) along `axis`, computed stably in one step."""
-    return LogSoftmax.apply(as_tensor(x), axis=axis)
+    return LogSoftmax.apply(as_tensor(x), axis=axis if dim is None else dim)

@@ -16,12 +16,17 @@ def _target_array(target: Any) -> np.ndarray:
     return target.data if isinstance(target, Tensor) else np.asarray(target)
 
 
+def _same_shape(name: str, input: Any, target: Any) -> tuple[Tensor, np.ndarray]:
+    """input as a Tensor and target as an array of the same shape (no silent broadcasting)."""
+    input, target = as_tensor(input), _target_array(target)
+    if target.shape != input.shape:
+        raise ShapeError(f"{name}: input {input.shape} and target {target.shape} differ: reshape one of them")
+    return input, target
+
+
 def mse_loss(input: Tensor, target: Any) -> Tensor:
     """Mean of (input - target)**2 over all elements, as torch's mse_loss; shapes must match."""
-    input = as_tensor(input)
-    target = _target_array(target)
-    if target.shape != input.shape:
-        raise ShapeError(f"mse_loss: input {input.shape} and target {target.shape} differ: reshape one of them")
+    input, target = _same_shape("mse_loss", input, target)
     diff = input - as_tensor(target.astype(input.dtype, copy=False))
     return mean(diff * diff)
 
@@ -107,19 +112,13 @@ class BinaryCrossEntropy(Function):
 
 def binary_cross_entropy(input: Tensor, target: Any) -> Tensor:
     """Mean binary cross-entropy of probabilities in (0, 1) against targets in [0, 1], same shape."""
-    input = as_tensor(input)
-    target = _target_array(target)
-    if target.shape != input.shape:
-        raise ShapeError(f"binary_cross_entropy: input {input.shape} and target {target.shape} differ")
+    input, target = _same_shape("binary_cross_entropy", input, target)
     return BinaryCrossEntropy.apply(input, target=target)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any) -> Tensor:
     """binary_cross_entropy(sigmoid(input), target) computed stably from logits."""
-    input = as_tensor(input)
-    target = _target_array(target)
-    if target.shape != input.shape:
-        raise ShapeError(f"binary_cross_entropy_with_logits: input {input.shape} and target {target.shape} differ")
+    input, target = _same_shape("binary_cross_entropy_with_logits", input, target)
     return BinaryCrossEntropyWithLogits.apply(input, target=target)
 
 

@@ -235,6 +235,11 @@ def _expand(g: np.ndarray, shape: tuple[int, ...], axis: Axis, keepdims: bool) -
     return np.broadcast_to(g, shape)
 
 
+def _torch_names(axis: Axis, keepdims: bool, dim: Axis, keepdim: bool | None) -> tuple[Axis, bool]:
+    """Accepts PyTorch's `dim`/`keepdim` as well as NumPy's `axis`/`keepdims`."""
+    return (dim if dim is not None else axis), (keepdim if keepdim is not None else keepdims)
+
+
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
@@ -276,23 +281,35 @@ class Min(Max):
     reduce = staticmethod(np.min)
 
 
-def sum(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def sum(
+    a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:
     """Sum over `axis` (all elements when None)."""
+    axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
     return Sum.apply(as_tensor(a), axis=axis, keepdims=keepdims)
 
 
-def mean(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def mean(
+    a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:
     """Mean over `axis` (all elements when None)."""
+    axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
     return Mean.apply(as_tensor(a), axis=axis, keepdims=keepdims)
 
 
-def max(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def max(
+    a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:
     """Maximum over `axis` (values only; use argmax on .data for indices)."""
+    axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
     return Max.apply(as_tensor(a), axis=axis, keepdims=keepdims)
 
 
-def min(a: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def min(
+    a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:
     """Minimum over `axis`."""
+    axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
     return Min.apply(as_tensor(a), axis=axis, keepdims=keepdims)
 
 

@@ -120,14 +120,14 @@ def getitem(a: Tensor, index: Any) -> Tensor:
     return GetItem.apply(a, index=index)
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Joins tensors along an existing axis."""
-    return Concatenate.apply(*[as_tensor(t) for t in tensors], axis=axis)
+    return Concatenate.apply(*[as_tensor(t) for t in tensors], axis=axis if dim is None else dim)
 
 
 concatenate = cat
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Joins same-shaped tensors along a new axis."""
-    return Stack.apply(*[as_tensor(t) for t in tensors], axis=axis)
+    return Stack.apply(*[as_tensor(t) for t in tensors], axis=axis if dim is None else dim)
