@@ -1,7 +1,6 @@
 """Seeing what zerograd computes.
 
-This module stays importable without any optional dependency: matplotlib figures (added here later)
-must import matplotlib inside their functions, never at module level.
+Figures (learning curves, confusion matrices, the chapter-6 experiments) are in zerograd.plots.
 
 The computational graph as Graphviz DOT text: `to_dot(t)` returns the text, `render_graph(t, path)`
 writes it as .dot, or as .png/.svg/.pdf when the Graphviz `dot` program is installed.
