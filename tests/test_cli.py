@@ -110,7 +110,8 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(small_folder, 
     assert zerograd_cmd("train", *common, "--out", str(tmp_path / "full.safetensors")).returncode == 0
     # start the same run, kill it once its first checkpoint exists, then resume it
     ckpt = tmp_path / "cut.checkpoint.safetensors"
-    proc = subprocess.Popen([sys.executable, "-m", "zerograd", "train", *common, "--out", str(tmp_path / "cut.safetensors")],
+    proc = subprocess.Popen([sys.executable, "-m", "zerograd", "train", *common,
+                             "--out", str(tmp_path / "cut.safetensors")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:

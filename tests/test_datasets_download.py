@@ -121,7 +121,8 @@ def test_sha256_checksums_and_progress_callback(server, tmp_path):
     server.files = {"blob.bin": payload}
     seen = []
     path = download_file(server.url + "blob.bin", tmp_path / "blob.bin",
-                         checksum=hashlib.sha256(payload).hexdigest(), progress=lambda n, total: seen.append((n, total)))
+                         checksum=hashlib.sha256(payload).hexdigest(),
+                         progress=lambda n, total: seen.append((n, total)))
     assert path.read_bytes() == payload
     assert seen[0] == (0, len(payload)) and seen[-1] == (len(payload), len(payload))
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))

@@ -116,7 +116,8 @@ def test_truncated_data(tmp_path):
 def test_truncated_header(tmp_path):
     path = tmp_path / "h"
     path.write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 2]))
-    with pytest.raises(DataError, match=r"truncated: its header announces 3 dimensions \(16 header bytes\) but the file has only 8"):
+    with pytest.raises(DataError, match=r"truncated: its header announces 3 dimensions \(16 header bytes\) "
+                                        r"but the file has only 8"):
         read_idx(path)
     path.write_bytes(b"\x00\x00")
     with pytest.raises(DataError, match=r"truncated: it has 2 bytes"):

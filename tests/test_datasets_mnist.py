@@ -192,7 +192,8 @@ def test_load_dataset_by_name_and_by_folder(tmp_path):
 
 def test_load_dataset_unknown_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=r"'cifar' is neither a known dataset \(mnist, fashion-mnist, kmnist\) nor an existing folder"):
+    with pytest.raises(DataError, match=r"'cifar' is neither a known dataset \(mnist, fashion-mnist, kmnist\) "
+                                        r"nor an existing folder"):
         zd.load_dataset("cifar")
 
 

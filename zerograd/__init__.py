@@ -2,8 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import functional  # noqa: E402  (binds the operators to Tensor)
-from . import nn, optim  # noqa: E402
+from . import functional, nn, optim  # noqa: E402  (importing functional binds the operators to Tensor)
 from .errors import DataError, ModelFileError, ShapeError, ZerogradError  # noqa: E402
 from .numerical import (  # noqa: E402
     GradcheckError,
@@ -16,7 +15,7 @@ from .numerical import (  # noqa: E402
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
 
 __all__ = [
-    "DataError", "Function", "GradcheckError", "GradcheckResult", "ModelFileError", "ShapeError", "Tensor", "ZerogradError", "__version__",
-    "enable_grad", "functional", "nn", "optim", "gradcheck", "gradient_descent", "is_grad_enabled", "no_grad", "numerical_diff",
-    "numerical_gradient", "tensor",
+    "DataError", "Function", "GradcheckError", "GradcheckResult", "ModelFileError", "ShapeError", "Tensor",
+    "ZerogradError", "__version__", "enable_grad", "functional", "nn", "optim", "gradcheck", "gradient_descent",
+    "is_grad_enabled", "no_grad", "numerical_diff", "numerical_gradient", "tensor",
 ]

@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated (default: 256,128)")
     t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "sigmoid", "tanh"])
     t.add_argument("--init", default="auto", help="weight init: auto, he, xavier, normal, or a std such as 0.01")
-    t.add_argument("--optimizer", default="adam", choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+    t.add_argument("--optimizer", default="adam",
+                   choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
     t.add_argument("--lr", type=float, default=None, help="learning rate (default depends on the optimizer)")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--schedule", default="cosine", choices=["none", "step", "cosine"],
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default="mnist", help=DATA_HELP)
     t.add_argument("--out", default=None, help="model file to write (default: runs/<model>-<time>/model.safetensors)")
     t.add_argument("--plot", default=None, metavar="PATH", help="save learning curves as PNG (needs matplotlib)")
-    t.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a checkpoint file")
+    t.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                   help="continue an interrupted run from its checkpoint, with the settings it was started with")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     common(t)
@@ -84,11 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # --- commands ------------------------------------------------------------------------------------
-def _load_split(name: str, split: str, quiet: bool = True) -> tuple[np.ndarray, np.ndarray] | tuple:
+def _load_data(name: str, quiet: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((x_train, t_train), (x_test, t_test)) of a named dataset or folder, images flattened to (N, H*W)."""
     from .datasets import load_dataset
 
-    train, test = load_dataset(name, normalize=True, flatten=True, progress=not quiet)
-    return train if split == "train" else test if split == "test" else (train, test)
+    return load_dataset(name, normalize=True, flatten=True, progress=not quiet)
 
 
 def _check_input_size(model: Any, x: np.ndarray, data: str) -> None:
@@ -113,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .training import evaluate
 
     model, meta = load_model(args.model, args.arch)
-    x, t = _load_split(args.data, "test")
+    _, (x, t) = _load_data(args.data)
     _check_input_size(model, x, args.data)
     if args.batch_size < 1:
         raise _user_error("--batch-size must be at least 1")
@@ -236,7 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     stem = out.with_suffix("") if out.suffix == ".safetensors" else out
     checkpoint = Path(f"{stem}.checkpoint.safetensors")
 
-    (x_train, t_train), (x_test, t_test) = _load_split(args.data, "both", quiet=args.quiet)
+    (x_train, t_train), (x_test, t_test) = _load_data(args.data, quiet=args.quiet)
     _check_input_size(model, x_train, args.data)
     optimizer = _optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     batches = -(-len(x_train) // args.batch_size)
@@ -257,7 +259,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     final = history.records[-1]
     results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
-               "epochs": len(history), "iterations": final.iterations, "train_seconds": round(train_seconds(history), 3)}
+               "epochs": len(history), "iterations": final.iterations,
+               "train_seconds": round(train_seconds(history), 3)}
     save_model(model, out, {"settings": settings, "results": results})
     history.save_json(f"{stem}.history.json")
     history.save_csv(f"{stem}.history.csv")

@@ -98,7 +98,8 @@ for _core in ("numpy.core", "numpy._core"):
     _ALLOWED_GLOBALS[(f"{_core}.multiarray", "_reconstruct")] = lambda: _numpy_core("multiarray", "_reconstruct")
     _ALLOWED_GLOBALS[(f"{_core}.multiarray", "scalar")] = lambda: _numpy_core("multiarray", "scalar")
     _ALLOWED_GLOBALS[(f"{_core}.numeric", "_frombuffer")] = lambda: _numpy_core("numeric", "_frombuffer")
-_PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "bytearray", "bytes", "int", "float", "complex", "bool", "str")
+_PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "bytearray", "bytes",
+                "int", "float", "complex", "bool", "str")
 for _name in _PLAIN_TYPES:
     _ALLOWED_GLOBALS[("builtins", _name)] = lambda _name=_name: __import__("builtins").__dict__[_name]
     _ALLOWED_GLOBALS[("__builtin__", _name)] = _ALLOWED_GLOBALS[("builtins", _name)]  # Python 2 pickles

@@ -286,7 +286,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
     """(model state_dict, everything else) from a checkpoint written by fit."""
     arrays, meta = load_model_file(path)
     if meta.get("kind") != "checkpoint":
-        raise ZerogradError(f"{path} is a model file, not a training checkpoint: resume from a *.checkpoint.safetensors file")
+        raise ZerogradError(
+            f"{path} is a model file, not a training checkpoint: "
+            "resume from a *.checkpoint.safetensors file"
+        )
     model_state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
     meta["optimizer"] = _int_keys(_join_arrays(meta["optimizer"], arrays))
     return model_state, meta

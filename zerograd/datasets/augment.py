@@ -48,8 +48,9 @@ def _per_image(value: ArrayLike, n: int, what: str) -> np.ndarray:
 def affine_images(
     x: ArrayLike, degrees: ArrayLike = 0.0, dx: ArrayLike = 0, dy: ArrayLike = 0, *, mode: str = "bilinear"
 ) -> np.ndarray:
-    """Rotate each image of the batch by `degrees` counter-clockwise about its centre, then move it `dx` right and `dy` down; same shape and dtype.
+    """Rotate each image of the batch about its centre, then move it; same shape and dtype.
 
+    The rotation is `degrees` counter-clockwise; the move is `dx` right and `dy` down.
     `degrees`, `dx`, `dy` are numbers or one value per image (N,).
     """
     if mode not in _MODES:
@@ -104,7 +105,10 @@ def shift_images(x: ArrayLike, dx: ArrayLike, dy: ArrayLike) -> np.ndarray:
 
 
 def rotate_images(x: ArrayLike, degrees: ArrayLike, *, mode: str = "bilinear") -> np.ndarray:
-    """Rotate each image `degrees` counter-clockwise about its centre (number or (N,)), filling with 0; same shape and dtype."""
+    """Rotate each image `degrees` counter-clockwise about its centre, filling with 0; same shape and dtype.
+
+    `degrees` is a number or one value per image (N,).
+    """
     return affine_images(x, degrees, 0, 0, mode=mode)
 
 
@@ -113,7 +117,10 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 
 class RandomAffine:
-    """Per image: a whole-pixel shift in [-max_shift, max_shift] on each axis and a rotation uniform in [-max_degrees, max_degrees]."""
+    """Per image: a random whole-pixel shift and a random rotation.
+
+    The shift is in [-max_shift, max_shift] on each axis; the rotation is uniform in [-max_degrees, max_degrees].
+    """
 
     def __init__(self, max_shift: int = 2, max_degrees: float = 10.0, *,
                  seed: int | np.random.Generator | None = None, mode: str = "bilinear") -> None:

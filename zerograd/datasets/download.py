@@ -177,7 +177,10 @@ def _fetch(url: str, part: Path, progress: Progress, timeout: float, manual: str
 
 def download_file(url: str, dest: PathLike, *, checksum: str | None = None, progress: Progress = True,
                   timeout: float = DEFAULT_TIMEOUT) -> Path:
-    """Download `url` to `dest` via `dest`.part (resumed with HTTP Range), verify `checksum` (MD5 or SHA-256 hex), then rename."""
+    """Download `url` to `dest` via `dest`.part, verify `checksum` (MD5 or SHA-256 hex), then rename.
+
+    An existing `dest`.part is resumed with HTTP Range.
+    """
     return _download(url, Path(dest), checksum, progress, timeout, _manual_hint(url, Path(dest)))
 
 

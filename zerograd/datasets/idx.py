@@ -116,7 +116,10 @@ def _check_sha256(data: bytes, expected: str, name: str) -> None:
 
 
 def read_idx(path: PathLike, *, sha256: str | None = None) -> np.ndarray:
-    """Array stored in an IDX file (gzip or raw), shape as in its header; checks `sha256` of the decompressed content if given."""
+    """Array stored in an IDX file (gzip or raw), shape as in its header.
+
+    Checks `sha256` of the decompressed content if given.
+    """
     path = Path(path)
     data = read_idx_bytes(path)
     if sha256 is not None:
@@ -148,7 +151,10 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_idx(path: PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:
-    """Write `array` as an IDX file (gzip-compressed when `compress`, default: when the name ends in .gz); returns the path."""
+    """Write `array` as an IDX file (gzip-compressed when `compress`); returns the path.
+
+    `compress` defaults to whether the name ends in .gz.
+    """
     path = Path(path)
     if compress is None:
         compress = path.suffix == ".gz"

@@ -148,7 +148,10 @@ def _verify_once(path: Path, expected: str) -> None:
 
 
 def _find_files(folder: Path) -> list[Path]:
-    """Paths of the four standard IDX files in `folder` (the .gz form when both exist), or DataError listing the missing ones."""
+    """Paths of the four standard IDX files in `folder`, or DataError listing the missing ones.
+
+    Where both the raw and the .gz form of a file exist, the .gz form is returned.
+    """
     if not folder.is_dir():
         raise DataError(
             f"dataset folder {folder} does not exist; expected a folder holding the four MNIST-format "
@@ -196,7 +199,10 @@ def _images(images: np.ndarray, normalize: bool, flatten: bool, name: str) -> np
 def _labels(labels: np.ndarray, n_images: int, one_hot: bool, num_classes: int, name: str) -> np.ndarray:
     """Fresh label array: int64 (N,) or float32 one-hot (N, num_classes)."""
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DataError(f"IDX file {name} holds {labels.dtype} of shape {labels.shape}; labels must be integers of shape (N,)")
+        raise DataError(
+            f"IDX file {name} holds {labels.dtype} of shape {labels.shape}; "
+            "labels must be integers of shape (N,)"
+        )
     if labels.shape[0] != n_images:
         raise DataError(
             f"IDX file {name} holds {labels.shape[0]} labels but its images file holds {n_images} images; "
@@ -222,8 +228,9 @@ def load_idx_folder(
     sha256: Mapping[str, str] | None = None,
     num_classes: int | None = None,
 ) -> tuple[Split, Split]:
-    """((x_train, t_train), (x_test, t_test)) from a folder of the four standard IDX files; x (N,H*W) or (N,1,H,W), t (N,) int64 or (N,C) float32.
+    """((x_train, t_train), (x_test, t_test)) from an IDX folder; x (N,H*W) or (N,1,H,W), t (N,) int64 or (N,C) float32.
 
+    The folder holds the four standard IDX files (each raw or .gz).
     `sha256` maps file stems (e.g. "train-images-idx3-ubyte") to the SHA-256 of their decompressed
     content; files it names are checked (once per process). `num_classes` sizes one-hot labels
     (default: largest label + 1).
@@ -246,8 +253,9 @@ def load_idx_folder(
 def load_mnist(
     normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *, verify: bool = True
 ) -> tuple[Split, Split]:
-    """The bundled MNIST as the book's load_mnist: ((x_train, t_train), (x_test, t_test)); x (N,784) or (N,1,28,28), t (N,) int64 or (N,10) float32.
+    """Bundled MNIST: ((x_train, t_train), (x_test, t_test)); x (N,784) or (N,1,28,28), t (N,) int64 or (N,10) float32.
 
+    Same interface as the book's load_mnist.
     x is float32 in [0, 1] with `normalize`, else uint8 0-255. Labels are int64 (the book's are
     uint8; int64 indexes and subtracts without wrapping around). The files are decoded and checked
     against their SHA-256 once per process (`verify=False` skips the check); every call returns new
@@ -290,8 +298,9 @@ def download_dataset(
     progress: Progress = True,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Path:
-    """Folder root/<name> (root defaults to cache_dir()) holding the dataset's four .gz files, downloading and verifying the missing ones.
+    """Folder root/<name> holding the dataset's four .gz files, downloading and verifying the missing ones.
 
+    `root` defaults to cache_dir().
     `checksums` maps "<stem>.gz" names to MD5 or SHA-256 hex digests of the .gz files and replaces the
     published table; files already present are checked against it once per process. `base_url` (or
     $ZEROGRAD_MIRROR, under which files live in <name>/) replaces the official mirror. "mnist" is
@@ -333,8 +342,9 @@ def load_dataset(
     checksums: Mapping[str, str] | None = None,
     progress: Progress = True,
 ) -> tuple[Split, Split]:
-    """((x_train, t_train), (x_test, t_test)) of "mnist" (bundled), "fashion-mnist", "kmnist" (downloaded into root/<name>) or a folder of IDX files; shapes as load_mnist.
+    """((x_train, t_train), (x_test, t_test)) of a named dataset or a folder of IDX files; shapes as load_mnist.
 
+    Named datasets are "mnist" (bundled), "fashion-mnist" and "kmnist" (downloaded into root/<name>).
     A str equal to a known name means that dataset; any other str or path is a folder. With
     `download=False` a named dataset missing from root/<name> raises DataError instead of downloading.
     `root` defaults to cache_dir(); `base_url`, `checksums`, `progress` go to download_dataset.

@@ -40,7 +40,9 @@ class BatchNorm(Function):
             # mean and variance came from this batch, so they carry gradient too
             m = g.size // gb.size
             gx = (self.inv_std / m) * (
-                m * gx_hat - gx_hat.sum(axis=axes, keepdims=True) - x_hat * (gx_hat * x_hat).sum(axis=axes, keepdims=True)
+                m * gx_hat
+                - gx_hat.sum(axis=axes, keepdims=True)
+                - x_hat * (gx_hat * x_hat).sum(axis=axes, keepdims=True)
             )
         else:
             gx = gx_hat * self.inv_std
