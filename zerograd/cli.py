@@ -204,32 +204,54 @@ def _parse_init(text: str) -> str | float:
         return text
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from . import optim
-    from .datasets.augment import RandomAffine
-    from .models import MLP, build_model, save_model
-    from .training import default_reporter, fit, load_checkpoint, train_seconds
+_SETTINGS = ("model", "hidden", "activation", "init", "optimizer", "lr", "weight_decay", "schedule", "dropout",
+             "batchnorm", "augment", "batch_size", "epochs", "iterations", "early_stopping", "seed", "data", "out")
 
-    if args.resume:
-        _, meta = load_checkpoint(args.resume)
-        settings = meta["settings"]
-        for key, value in settings.items():  # a resumed run continues with the flags it started with
-            setattr(args, key, value)
-        model = build_model(meta["config"])
-    else:
-        if args.epochs is None and args.iterations is None:
-            args.epochs = 10
-        if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
-            raise _user_error("--epochs and --iterations must be at least 1")
-        if args.batch_size < 1:
-            raise _user_error("--batch-size must be at least 1")
-        if not 0 <= args.dropout < 1:
-            raise _user_error(f"--dropout must be in [0, 1), got {args.dropout}")
-        model = MLP(784, _parse_hidden(args.hidden), 10, activation=args.activation, dropout=args.dropout,
-                    batchnorm=args.batchnorm, init=_parse_init(args.init), seed=args.seed)
-        settings = {k: getattr(args, k) for k in (
-            "model", "hidden", "activation", "init", "optimizer", "lr", "weight_decay", "schedule", "dropout",
-            "batchnorm", "augment", "batch_size", "epochs", "iterations", "early_stopping", "seed", "data", "out")}
+
+def _new_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The model of a fresh run from the flags, after checking them, and the settings to record."""
+    from .models import MLP
+
+    if args.epochs is None and args.iterations is None:
+        args.epochs = 10
+    if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
+        raise _user_error("--epochs and --iterations must be at least 1")
+    if args.batch_size < 1:
+        raise _user_error("--batch-size must be at least 1")
+    if not 0 <= args.dropout < 1:
+        raise _user_error(f"--dropout must be in [0, 1), got {args.dropout}")
+    model = MLP(784, _parse_hidden(args.hidden), 10, activation=args.activation, dropout=args.dropout,
+                batchnorm=args.batchnorm, init=_parse_init(args.init), seed=args.seed)
+    return model, {k: getattr(args, k) for k in _SETTINGS}
+
+
+def _resumed_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The model of an interrupted run, its settings copied back onto args: it continues as it started."""
+    from .models import build_model
+    from .training import load_checkpoint
+
+    _, meta = load_checkpoint(args.resume)
+    for key, value in meta["settings"].items():
+        setattr(args, key, value)
+    return build_model(meta["config"]), meta["settings"]
+
+
+def _scheduler(name: str, optimizer: Any, epochs: int) -> Any:
+    from . import optim
+
+    if name == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        return optim.StepLR(optimizer, step_size=max(epochs // 3, 1), gamma=0.1)
+    return None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .datasets.augment import RandomAffine
+    from .models import save_model
+    from .training import default_reporter, fit, train_seconds
+
+    model, settings = _resumed_run(args) if args.resume else _new_run(args)
     if args.out is None:
         args.out = str(Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}" / "model.safetensors")
         settings["out"] = args.out
@@ -243,14 +265,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = _optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     batches = -(-len(x_train) // args.batch_size)
     epochs = args.epochs if args.epochs is not None else -(-args.iterations // batches)
-    scheduler = None
-    if args.schedule == "cosine":
-        scheduler = optim.CosineAnnealingLR(optimizer, T_max=epochs)
-    elif args.schedule == "step":
-        scheduler = optim.StepLR(optimizer, step_size=max(epochs // 3, 1), gamma=0.1)
-    transform = None
-    if args.augment:
-        transform = RandomAffine(max_shift=2, max_degrees=10, seed=args.seed + 1)
+    scheduler = _scheduler(args.schedule, optimizer, epochs)
+    transform = RandomAffine(max_shift=2, max_degrees=10, seed=args.seed + 1) if args.augment else None
     history = fit(
         model, optimizer, (x_train, t_train), (x_test, t_test),
         epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed,
