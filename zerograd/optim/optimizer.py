@@ -168,6 +168,14 @@ class Optimizer:
             group.update(new_group)  # in place: schedulers hold these dicts
         self.state = new_state
 
+    def _next_state(self, p: Tensor, *buffers: str) -> dict[str, Any]:
+        """p's state with its step count advanced; created on the first step with zero arrays named `buffers`."""
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {"step": 0, **{name: np.zeros_like(p.data) for name in buffers}}
+        state["step"] += 1
+        return state
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
@@ -244,11 +252,7 @@ class AdaGrad(Optimizer):
             if p.grad is None:
                 continue
             g = _grad_with_l2(p, weight_decay)
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {"step": 0, "sum": np.zeros_like(p.data)}
-            state["step"] += 1
-            h = state["sum"]
+            h = self._next_state(p, "sum")["sum"]
             h += g * g
             t = np.sqrt(h)
             t += eps
@@ -286,10 +290,7 @@ class RMSprop(Optimizer):
             if p.grad is None:
                 continue
             g = _grad_with_l2(p, weight_decay)
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {"step": 0, "square_avg": np.zeros_like(p.data)}
-            state["step"] += 1
+            state = self._next_state(p, "square_avg")
             v = state["square_avg"]
             v *= alpha
             t = g * g
@@ -345,12 +346,7 @@ class Adam(Optimizer):
                     p.data *= 1 - lr * weight_decay
             else:
                 g = _grad_with_l2(p, weight_decay)
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {
-                    "step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data),
-                }
-            state["step"] += 1
+            state = self._next_state(p, "exp_avg", "exp_avg_sq")
             step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
             m *= beta1
             m += (1 - beta1) * g
