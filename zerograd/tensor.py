@@ -250,6 +250,9 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
+_NO_GRAD = tuple((False,) * n for n in range(16))  # needs_input_grad when nothing is recorded
+
+
 class Function:
     """One differentiable operation: `forward` and `backward` on plain NumPy arrays.
 
@@ -271,8 +274,13 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Runs the operation on tensors, recording it in the graph when a gradient is needed."""
         fn = cls()
-        record = _grad_enabled and any(t.requires_grad for t in inputs)
-        fn.needs_input_grad = tuple(t.requires_grad for t in inputs) if record else (False,) * len(inputs)
+        record = False  # a plain loop: this runs for every operation, generators cost more here
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    record = True
+                    break
+        fn.needs_input_grad = tuple([t.requires_grad for t in inputs]) if record else _NO_GRAD[len(inputs)]
         try:
             out = fn.forward(*[t.data for t in inputs], **params)
         except ShapeError:
@@ -280,7 +288,9 @@ class Function:
         except ValueError as err:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ShapeError(f"{cls.__name__.lower()}: inputs of shapes {shapes} do not fit: {err}") from err
-        result = Tensor._wrap(np.asarray(out))  # ufuncs on 0-d arrays return numpy scalars
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)  # ufuncs on 0-d arrays return numpy scalars
+        result = Tensor._wrap(out)
         if record:
             fn.inputs = inputs
             result._ctx = fn

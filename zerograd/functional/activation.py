@@ -27,9 +27,13 @@ class LeakyReLU(Function):
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # exp of a negative number only, so large |x| neither overflows nor warns
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    # 1 / (1 + exp(-x)) in place on one buffer: for x < -88 (float32) exp overflows to inf and the
+    # result is exactly 0, which is right, so that overflow is not worth a warning
+    e = np.negative(x, out=np.empty(x.shape, np.result_type(x.dtype, np.float32)))
+    with np.errstate(over="ignore"):
+        np.exp(e, out=e)
+    e += 1
+    return np.reciprocal(e, out=e)
 
 
 class Sigmoid(Function):
