@@ -152,7 +152,8 @@ def test_predict_recovers_mnist_labels_from_image_files(capsys, trained, tmp_pat
         results = json.loads(out)
         assert [r["file"] for r in results] == list(map(str, files))
         predicted = np.array([r["label"] for r in results])
-        assert (predicted == labels).mean() >= 0.95, name  # measured: 40/40 for each variant
+        # measured here: 39/40 for png, inverted and jpeg, 40/40 for the large canvas
+        assert (predicted == labels).sum() >= 37, name
         assert all(abs(sum(r["probabilities"]) - 1) < 1e-4 for r in results)
     code, out, _ = run(capsys, "predict", str(trained), str(tmp_path / "0.png"))
     assert code == 0 and out.startswith(f"{tmp_path / '0.png'}: {labels[0]} (")
