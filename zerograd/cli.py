@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -248,9 +249,11 @@ def _scheduler(name: str, optimizer: Any, epochs: int) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets.augment import RandomAffine
+    from .io import require_safetensors
     from .models import save_model
     from .training import default_reporter, fit, train_seconds
 
+    require_safetensors("writing the model file")  # fail before training, not after it
     model, settings = _resumed_run(args) if args.resume else _new_run(args)
     if args.out is None:
         args.out = str(Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}" / "model.safetensors")
@@ -307,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # whoever read our output stopped early (`zerograd evaluate ... | head -1`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -197,7 +197,7 @@ def load_pretrained_arrays(name: str) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _require_safetensors(task: str) -> Any:
+def require_safetensors(task: str) -> Any:
     """Import safetensors.numpy, or say how to install it."""
     try:
         import safetensors.numpy
@@ -242,7 +242,7 @@ def save_model_file(
     Metadata comes back from load_model_file as JSON gives it: tuples as lists, NumPy scalars as
     Python numbers.
     """
-    st = _require_safetensors(f"saving the model file {path}")
+    st = require_safetensors(f"saving the model file {path}")
     path = Path(path)
     tensors: dict[str, np.ndarray] = {}
     for key, value in state_dict.items():
@@ -354,7 +354,7 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ModelFileError(f"the model file {path} {what}; give the path of a .safetensors file saved by zerograd")
-    st = _require_safetensors(f"loading the model file {path}")
+    st = require_safetensors(f"loading the model file {path}")
     try:
         # One read into memory rather than a memory map: the arrays stay valid after the file is
         # replaced (e.g. by the next save), and Windows lets os.replace overwrite it meanwhile.
