@@ -316,3 +316,10 @@ def test_pytorch_dim_and_keepdim_names_are_accepted():
     assert np.array_equal(x.max(dim=0).data, [3, 4, 5])
     assert np.allclose(F.softmax(x, dim=0).data.sum(axis=0), 1)
     assert F.cat([x, x], dim=1).shape == (2, 6) and F.stack([x, x], dim=1).shape == (2, 2, 3)
+
+
+def test_numpy_scalars_keep_float32():
+    x = Tensor(np.ones(3, dtype=np.float32))
+    assert (x + np.int64(1)).dtype == np.float32
+    assert (x / np.float64(2)).dtype == np.float32
+    assert (np.float64(2) * x).dtype == np.float32

@@ -56,8 +56,8 @@ def test_reshape_error():
 
 def test_flatten():
     a = np.arange(24.0).reshape(2, 3, 4)
-    assert Tensor(a).flatten().shape == (2, 12)
-    assert F.flatten(Tensor(a), start_dim=0).shape == (24,)
+    assert Tensor(a).flatten().shape == (24,)  # all dimensions, as torch.flatten
+    assert F.flatten(Tensor(a), start_dim=1).shape == (2, 12)
     assert F.flatten(Tensor(a), 2).shape == (2, 3, 4)
     check(lambda x: x.flatten(), a)
 

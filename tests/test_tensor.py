@@ -56,8 +56,31 @@ def test_detach_astype_float_double():
     y = x * 2
     d = y.detach()
     assert d.is_leaf and not d.requires_grad and np.shares_memory(d.data, y.data)
-    assert x.float().dtype == np.float32 and x.double().dtype == np.float64
-    assert not x.float().requires_grad
+    assert x.float().dtype == np.float32 and x.double() is x
+    # casts are differentiable, as torch's .float(): the gradient comes back in the input's dtype
+    (x.float() * 3).sum().backward()
+    assert x.grad.dtype == np.float64 and np.array_equal(x.grad, [3.0, 3.0])
+
+
+def test_in_place_update_after_forward_is_caught_in_backward():
+    from zerograd import optim
+
+    w = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    loss = (w * w).sum()
+    opt = optim.SGD([w], lr=0.1)
+    w.grad = np.ones(2, dtype=np.float32)
+    opt.step()  # changes w in place: the saved w of `w * w` is no longer what forward used
+    with pytest.raises(ZerogradError, match="modified in place"):
+        loss.backward()
+
+
+def test_tensor_copies_but_Tensor_shares():
+    a = np.zeros(3, dtype=np.float32)
+    assert not np.shares_memory(zerograd.tensor(a).data, a)
+    assert np.shares_memory(Tensor(a).data, a)
+    assert bool(Tensor(1.0)) and not bool(Tensor([0.0]))
+    with pytest.raises(ZerogradError, match="ambiguous"):
+        bool(Tensor([1.0, 2.0]))
 
 
 def test_repr():

@@ -130,3 +130,42 @@ def test_reporters(small):
     assert len(lines) == 2 and lines[0].startswith("epoch 1/2  loss ") and "test acc" in lines[1]
     assert type(default_reporter(quiet=True)).__name__ == "Reporter"
     assert isinstance(default_reporter(stream=io.StringIO()), LineReporter)  # not a terminal: plain lines
+
+
+def test_resuming_a_run_that_stopped_early_trains_nothing(small, tmp_path):
+    model = MLP(784, (16,), 10, seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.0)
+    fit(model, opt, small[0], small[1], epochs=10, batch_size=100, early_stopping=1, checkpoint=tmp_path / "c")
+    again = MLP(784, (16,), 10, seed=1)
+    history = fit(again, optim.SGD(again.parameters(), lr=0.1), small[0], small[1], epochs=10, batch_size=100,
+                  early_stopping=1, resume=tmp_path / "c")
+    assert len(history) == 2 and history.stopped_early
+    assert all(np.array_equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf weights: NumPy warns, fit raises
+def test_weights_that_blow_up_are_not_checkpointed(small, tmp_path):
+    model = MLP(784, (16,), 10, seed=0)
+    calls = {"n": 0}
+
+    def loss_fn(logits, t):
+        loss = F.cross_entropy(logits, t)
+        calls["n"] += 1
+        if calls["n"] == 8:  # the last step of epoch 2 (4 steps an epoch) leaves infinite weights behind
+            for p in model.parameters():
+                p.data[...] = np.inf
+        return loss
+
+    with pytest.raises(TrainingDiverged, match="test loss became nan after epoch 2.*last good checkpoint"):
+        fit(model, optim.SGD(model.parameters(), lr=0.1), small[0], small[1], epochs=3, batch_size=500,
+            loss_fn=loss_fn, checkpoint=tmp_path / "c")
+    state, meta = load_checkpoint(tmp_path / "c")
+    assert meta["epoch"] == 1 and all(np.isfinite(v).all() for v in state.values())
+
+
+def test_evaluate_names_labels_the_model_cannot_produce(small):
+    from zerograd.errors import ShapeError
+
+    model = MLP(784, (16,), 10, seed=0)
+    with pytest.raises(ShapeError, match="labels run from 0 to 12 but the model has 10 classes"):
+        evaluate(model, small[1][0][:3], np.array([0, 1, 12]))

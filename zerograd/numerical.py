@@ -91,7 +91,8 @@ def gradcheck(
     for x in inputs:
         array = x.data if isinstance(x, Tensor) else np.asarray(x)
         if array.dtype.kind == "f":
-            tensors.append(Tensor(array.astype(np.float64), requires_grad=True))
+            # C order: the numerical side perturbs the array element by element through a flat view
+            tensors.append(Tensor(np.array(array, dtype=np.float64, order="C"), requires_grad=True))
         else:
             tensors.append(Tensor(array))
     out = fn(*tensors)

@@ -68,7 +68,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
 class Tensor:
     """An n-dimensional array that can remember how it was computed, for automatic gradients."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_version", "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
@@ -76,6 +76,7 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self._ctx: Function | None = None  # the Function that produced this tensor; None for leaves
         self.name = name
+        self._version = 0  # bumped by in-place updates (optimizer steps): backward checks it
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -84,7 +85,7 @@ class Tensor:
     def _wrap(cls, array: np.ndarray) -> Tensor:
         """Tensor around an array that is already right: the fast path used by Function.apply."""
         t = cls.__new__(cls)
-        t.data, t.grad, t._ctx, t.name, t.requires_grad = array, None, None, None, False
+        t.data, t.grad, t._ctx, t.name, t.requires_grad, t._version = array, None, None, None, False, 0
         return t
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -128,6 +129,14 @@ class Tensor:
             extra = f", dtype={self.data.dtype}" + extra
         return f"tensor({body}{extra})"
 
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ZerogradError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous: use .any() or .all() "
+                "on .data, or compare one element"
+            )
+        return bool(self.data)
+
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
         return self.data
@@ -144,16 +153,6 @@ class Tensor:
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut off from the graph."""
         return Tensor._wrap(self.data)
-
-    def astype(self, dtype: Any) -> Tensor:
-        """A copy converted to `dtype`, cut off from the graph."""
-        return Tensor(self.data.astype(dtype))
-
-    def float(self) -> Tensor:
-        return self.astype(np.float32)
-
-    def double(self) -> Tensor:
-        return self.astype(np.float64)
 
     # --- backpropagation -----------------------------------------------------------------------
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -184,6 +183,13 @@ class Tensor:
             fn = node._ctx
             if g is None:  # no path from here carried a gradient (a backward returned None)
                 continue
+            for inp, version in zip(fn.inputs, fn.input_versions):
+                if inp._version != version:
+                    raise ZerogradError(
+                        f"backward() through {type(fn).__name__}: an input it saved was modified in place after "
+                        "the forward pass (e.g. by optimizer.step()); call backward() before step(), "
+                        "or run the forward pass again"
+                    )
             input_grads = fn.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -262,6 +268,7 @@ class Function:
     """
 
     inputs: tuple[Tensor, ...] | None = None
+    input_versions: tuple[int, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
@@ -293,6 +300,7 @@ class Function:
         result = Tensor._wrap(out)
         if record:
             fn.inputs = inputs
+            fn.input_versions = tuple([t._version for t in inputs])
             result._ctx = fn
             result.requires_grad = True
         return result
@@ -304,8 +312,12 @@ class Function:
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Makes a Tensor, as `torch.tensor` does."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    """A Tensor holding a copy of `data`, as `torch.tensor` does (`Tensor(array)` shares the array)."""
+    source = data.data if isinstance(data, Tensor) else data
+    array = _as_array(source, dtype)
+    if isinstance(source, np.ndarray) and np.shares_memory(array, source):
+        array = array.copy()
+    return Tensor(array, requires_grad=requires_grad)
 
 
 def graph_nodes(root: Tensor) -> Iterator[tuple[Tensor, Function | None, Sequence[Tensor]]]:

@@ -22,13 +22,17 @@ import numpy as np
 from . import functional as F
 from . import nn
 from .datasets import DataLoader, TensorDataset
-from .errors import ZerogradError
+from .errors import ShapeError, ZerogradError
 from .io import load_model_file, save_model_file
 from .tensor import Tensor, no_grad
 
 
 class TrainingDiverged(ZerogradError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+    def __init__(self, what: str, checkpoint: str | Path | None, epoch: int) -> None:
+        kept = f"; the last good checkpoint is {checkpoint}" if checkpoint and epoch > 1 else ""
+        super().__init__(f"{what}: lower the learning rate (--lr) or add batch normalisation{kept}")
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -57,6 +61,11 @@ def evaluate(model: nn.Module, x: np.ndarray, t: np.ndarray, batch_size: int = 1
     logits = predict_logits(model, x, batch_size)
     predicted = logits.argmax(axis=1)
     num_classes = logits.shape[1]
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ShapeError(
+            f"labels run from {labels.min()} to {labels.max()} but the model has {num_classes} classes: "
+            "evaluate it on data with the classes it was trained on"
+        )
     matrix = confusion_matrix(predicted, labels, num_classes)
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
     correct = int((predicted == labels).sum())
@@ -349,6 +358,8 @@ def fit(
                 generators[name].bit_generator.state = g_state
         history = History.from_dict(meta["history"])
         start_epoch, iteration = meta["epoch"], meta["iteration"]
+        if history.stopped_early:  # the run had already ended: nothing left to train
+            return history
         accs = [r.test_accuracy for r in history.records if r.test_accuracy is not None]
         if accs:
             best = max(accs)
@@ -368,9 +379,7 @@ def fit(
                 loss_value = float(loss.data)
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
-                        f"the loss became {loss_value} at epoch {epoch}, iteration {iteration + 1}: "
-                        "lower the learning rate (--lr) or add batch normalisation"
-                        + (f"; the last good checkpoint is {checkpoint}" if checkpoint and epoch > 1 else "")
+                        f"the loss became {loss_value} at epoch {epoch}, iteration {iteration + 1}", checkpoint, epoch
                     )
                 optimizer.zero_grad()
                 loss.backward()
@@ -389,6 +398,8 @@ def fit(
             if test_data is not None:
                 result = evaluate(model, test_data[0], test_data[1])
                 test_loss, test_acc = result["loss"], result["accuracy"]
+                if not math.isfinite(test_loss):  # weights blew up in the last step: don't checkpoint them
+                    raise TrainingDiverged(f"the test loss became {test_loss} after epoch {epoch}", checkpoint, epoch)
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()

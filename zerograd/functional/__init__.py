@@ -4,6 +4,8 @@ Importing this package also binds the operators (`+`, `@`, `x.sum()`, ...) to Te
 tensor.py stays only the graph machinery.
 """
 
+import numpy as np
+
 from ..tensor import Tensor
 from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .loss import (
@@ -17,6 +19,7 @@ from .math import (
     abs,
     add,
     as_tensor,
+    cast,
     clip,
     div,
     exp,
@@ -37,7 +40,7 @@ from .norm import batch_norm, dropout
 from .shape import broadcast_to, cat, concatenate, flatten, getitem, permute, reshape, stack, transpose
 
 __all__ = [
-    "abs", "add", "as_tensor", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "abs", "add", "as_tensor", "cast", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "broadcast_to", "cat", "clip", "concatenate", "cross_entropy", "div", "dropout", "exp", "flatten",
     "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul", "max", "mean", "min", "mse_loss",
     "mul", "neg", "nll_loss", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack",
@@ -55,6 +58,9 @@ def _bind_tensor_methods() -> None:
     T.__rmul__ = lambda self, other: mul(other, self)
     T.__truediv__ = div
     T.__rtruediv__ = lambda self, other: div(other, self)
+    T.astype = cast  # differentiable, as torch's .to(dtype)
+    T.float = lambda self: cast(self, np.float32)
+    T.double = lambda self: cast(self, np.float64)
     T.__neg__ = neg
     T.__pow__ = pow
     T.__rpow__ = lambda self, other: pow(other, self)

@@ -15,7 +15,10 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """`x` as a Tensor; Python numbers take the dtype of `like` so float32 stays float32."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and isinstance(x, (int, float)) and (like.data.dtype.kind == "f" or isinstance(x, int)):
+    # NumPy scalars (from np.sum, argmax, ...) are as weak as Python numbers: float32 stays float32
+    if like is not None and isinstance(x, (int, float, np.integer, np.floating)) and (
+        like.data.dtype.kind == "f" or isinstance(x, (int, np.integer))
+    ):
         return Tensor._wrap(np.asarray(x, dtype=like.data.dtype))
     return Tensor(x)
 
@@ -201,6 +204,20 @@ class Clip(Function):
         return g * self.mask
 
 
+class Cast(Function):
+    def forward(self, a, dtype):
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g  # the engine casts the gradient back to the input's dtype
+
+
+def cast(a: Tensor, dtype: Any) -> Tensor:
+    """a converted to `dtype`, differentiably (a itself when it already has that dtype)."""
+    a = as_tensor(a)
+    return a if a.dtype == np.dtype(dtype) else Cast.apply(a, dtype=np.dtype(dtype))
+
+
 def exp(a: Tensor) -> Tensor:
     """e ** a elementwise."""
     return Exp.apply(as_tensor(a))
@@ -273,7 +290,7 @@ class Max(Function):
     def backward(self, g):
         shape = self.a.shape
         mask = self.a == _expand(self.out, shape, self.axis, self.keepdims)
-        count = mask.sum(axis=self.axis, keepdims=True)
+        count = mask.sum(axis=self.axis, keepdims=True).astype(g.dtype)  # an int count would promote to float64
         return mask * _expand(g, shape, self.axis, self.keepdims) / count
 
 

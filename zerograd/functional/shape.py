@@ -83,8 +83,8 @@ def reshape(a: Tensor, *shape: int | Sequence[int]) -> Tensor:
     return Reshape.apply(as_tensor(a), shape=shape)
 
 
-def flatten(a: Tensor, start_dim: int = 1) -> Tensor:
-    """(N, d1, d2, ...) -> (N, d1*d2*...): keeps the dimensions before `start_dim`."""
+def flatten(a: Tensor, start_dim: int = 0) -> Tensor:
+    """Joins the dimensions from `start_dim` on: all of them by default, as torch.flatten (nn.Flatten keeps N)."""
     return reshape(a, a.shape[:start_dim] + (-1,))
 
 

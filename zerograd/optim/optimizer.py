@@ -95,6 +95,9 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             self._update_group(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    p._version += 1  # a graph that saved p before this update can no longer backpropagate
         return loss
 
     def _update_group(self, group: dict[str, Any]) -> None:
