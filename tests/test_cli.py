@@ -171,17 +171,25 @@ def test_predict_recovers_mnist_labels_from_image_files(capsys, trained, tmp_pat
         (["predict", "pretrained:book-ch3", "nowhere.png"], "nowhere.png"),
         (["train", "--hidden", "a,b"], "--hidden"),
         (["train", "--resume", "{text}"], "notes.txt"),
+        (["train", "--resume", "{text}", "--epochs", "5"], "drop --epochs"),
+        (["train", "--out", "{empty}"], "is a folder"),
+        (["train", "--early-stopping", "0"], "--early-stopping"),
+        (["train", "--seed", "-1"], "--seed"),
+        (["train", "--lr", "inf"], "--lr"),
+        (["train", "--optimizer", "sgd", "--lr", "1e30", "--hidden", "8", "--data", "{tiny}"], "loss became"),
     ],
 )
-def test_user_errors_are_one_line_without_traceback(capsys, tmp_path, book_weights, argv, message):
+def test_user_errors_are_one_line_without_traceback(capsys, tmp_path, monkeypatch, book_weights, argv, message):
+    monkeypatch.chdir(tmp_path)  # a train run's default output folder lands here
     text = tmp_path / "notes.txt"
     text.write_text("not a model")
     (tmp_path / "empty").mkdir()
     tiny = tmp_path / "tiny"
     tiny.mkdir()
-    for split, n in (("train", 5), ("t10k", 5)):
-        write_idx(tiny / f"{split}-images-idx3-ubyte", np.zeros((n, 14, 14), np.uint8))
-        write_idx(tiny / f"{split}-labels-idx1-ubyte", np.zeros(n, np.uint8))
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 50), ("t10k", 10)):
+        write_idx(tiny / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 14, 14), dtype=np.uint8))
+        write_idx(tiny / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8))
     names = {"book": book_weights, "text": text, "empty": tmp_path / "empty", "tiny": tiny}
     argv = [a.format(**names) for a in argv]
     code, out, err = run(capsys, *argv)
@@ -207,3 +215,15 @@ def test_default_train_reaches_098(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["test_accuracy"] >= 0.98
     assert (tmp_path / summary["model_path"]).exists()
+
+
+def test_train_sizes_the_network_to_the_data(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("t10k", 20)):  # 14x14 images of 3 classes
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 14, 14), dtype=np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", rng.integers(0, 3, n, dtype=np.uint8))
+    code, out, _ = run(capsys, "train", "--data", str(tmp_path), "--hidden", "8", "--epochs", "1", "--quiet",
+                       "--out", str(tmp_path / "m.safetensors"))
+    assert code == 0
+    model, meta = load_model(tmp_path / "m.safetensors")
+    assert (meta["config"]["input_size"], meta["config"]["num_classes"]) == (196, 3)

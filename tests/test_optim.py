@@ -440,3 +440,15 @@ def test_scheduler_state_dict_resumes_the_sequence():
         StepLR(_sgd(), step_size=0)
     with pytest.raises(ZerogradError, match="T_max"):
         CosineAnnealingLR(_sgd(), T_max=0)
+
+
+def test_positional_arguments_mean_what_they_mean_in_pytorch():
+    from zerograd import Tensor
+
+    p = [Tensor(np.zeros(2, dtype=np.float32), requires_grad=True)]
+    sgd = optim.SGD(p, 0.1, 0.9, 0, 1e-4)  # torch.optim.SGD(params, lr, momentum, dampening, weight_decay, ...)
+    assert sgd.param_groups[0]["weight_decay"] == 1e-4 and sgd.param_groups[0]["nesterov"] is False
+    with pytest.raises(TypeError):
+        optim.AdaGrad(p, 0.01, 0.1)  # torch's 3rd Adagrad argument is lr_decay: refuse rather than misread
+    with pytest.raises(ZerogradError, match="finite"):
+        optim.SGD(p, lr=float("inf"))

@@ -101,7 +101,7 @@ def _check_input_size(model: Any, x: np.ndarray, data: str) -> None:
     if x.shape[1] != expected:
         raise _user_error(
             f"the model expects {expected} input features but {data} images have {x.shape[1]}: "
-            "evaluate it on data of the size it was trained on"
+            "use data of the size it was trained on"
         )
 
 
@@ -209,10 +209,8 @@ _SETTINGS = ("model", "hidden", "activation", "init", "optimizer", "lr", "weight
              "batchnorm", "augment", "batch_size", "epochs", "iterations", "early_stopping", "seed", "data", "out")
 
 
-def _new_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The model of a fresh run from the flags, after checking them, and the settings to record."""
-    from .models import MLP
-
+def _check_train_flags(args: argparse.Namespace) -> None:
+    """Refuses flag values a fresh run cannot use; defaults --epochs to 10."""
     if args.epochs is None and args.iterations is None:
         args.epochs = 10
     if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
@@ -221,9 +219,21 @@ def _new_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise _user_error("--batch-size must be at least 1")
     if not 0 <= args.dropout < 1:
         raise _user_error(f"--dropout must be in [0, 1), got {args.dropout}")
-    model = MLP(784, _parse_hidden(args.hidden), 10, activation=args.activation, dropout=args.dropout,
-                batchnorm=args.batchnorm, init=_parse_init(args.init), seed=args.seed)
-    return model, {k: getattr(args, k) for k in _SETTINGS}
+    if args.early_stopping is not None and args.early_stopping < 1:
+        raise _user_error(f"--early-stopping takes a patience of at least 1 epoch, got {args.early_stopping}")
+    if args.seed < 0:
+        raise _user_error(f"--seed must be a whole number >= 0, got {args.seed}")
+    if args.lr is not None and not (args.lr > 0 and np.isfinite(args.lr)):
+        raise _user_error(f"--lr must be a positive number, got {args.lr}")
+    _parse_hidden(args.hidden)
+
+
+def _new_model(args: argparse.Namespace, input_size: int, num_classes: int) -> Any:
+    """The network of a fresh run, sized for the data: input_size features in, num_classes out."""
+    from .models import MLP
+
+    return MLP(input_size, _parse_hidden(args.hidden), num_classes, activation=args.activation,
+               dropout=args.dropout, batchnorm=args.batchnorm, init=_parse_init(args.init), seed=args.seed)
 
 
 def _resumed_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -231,6 +241,13 @@ def _resumed_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from .models import build_model
     from .training import load_checkpoint
 
+    defaults = vars(_parser().parse_args(["train"]))
+    given = [f"--{k.replace('_', '-')}" for k in _SETTINGS if getattr(args, k) != defaults[k]]
+    if given:
+        raise _user_error(
+            f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
+            "(or start a new run without --resume)"
+        )
     _, meta = load_checkpoint(args.resume)
     for key, value in meta["settings"].items():
         setattr(args, key, value)
@@ -254,28 +271,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import default_reporter, fit, train_seconds
 
     require_safetensors("writing the model file")  # fail before training, not after it
-    model, settings = _resumed_run(args) if args.resume else _new_run(args)
+    if args.resume:
+        model, settings = _resumed_run(args)
+    else:
+        _check_train_flags(args)
     if args.out is None:
         args.out = str(Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}" / "model.safetensors")
-        settings["out"] = args.out
     out = Path(args.out)
+    if out.is_dir():
+        raise _user_error(f"--out {out} is a folder: give the model file's name, e.g. {out / 'model.safetensors'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("") if out.suffix == ".safetensors" else out
     checkpoint = Path(f"{stem}.checkpoint.safetensors")
 
     (x_train, t_train), (x_test, t_test) = _load_data(args.data, quiet=args.quiet)
-    _check_input_size(model, x_train, args.data)
+    if args.resume:
+        _check_input_size(model, x_train, args.data)
+    else:
+        model = _new_model(args, x_train.shape[1], int(max(t_train.max(), t_test.max())) + 1)
+        settings = {k: getattr(args, k) for k in _SETTINGS}
     optimizer = _optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     batches = -(-len(x_train) // args.batch_size)
     epochs = args.epochs if args.epochs is not None else -(-args.iterations // batches)
     scheduler = _scheduler(args.schedule, optimizer, epochs)
     transform = RandomAffine(max_shift=2, max_degrees=10, seed=args.seed + 1) if args.augment else None
-    history = fit(
-        model, optimizer, (x_train, t_train), (x_test, t_test),
-        epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed,
-        scheduler=scheduler, transform=transform, early_stopping=args.early_stopping, checkpoint=checkpoint,
-        resume=args.resume, reporter=default_reporter(args.quiet), settings=settings,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends in one TrainingDiverged line
+        history = fit(
+            model, optimizer, (x_train, t_train), (x_test, t_test),
+            epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed,
+            scheduler=scheduler, transform=transform, early_stopping=args.early_stopping, checkpoint=checkpoint,
+            resume=args.resume, reporter=default_reporter(args.quiet), settings=settings,
+        )
     final = history.records[-1]
     results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
                "epochs": len(history), "iterations": final.iterations,

@@ -75,7 +75,8 @@ class Optimizer:
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         """Raises ZerogradError for an invalid value in `group`; subclasses extend it."""
-        _check(group["lr"] >= 0, f"learning rate must be >= 0, got {group['lr']}")
+        lr = group["lr"]
+        _check(math.isfinite(lr) and lr >= 0, f"learning rate must be finite and >= 0, got {lr}")
         if "weight_decay" in group:
             _check(group["weight_decay"] >= 0, f"weight_decay must be >= 0, got {group['weight_decay']}")
         if "eps" in group:
@@ -207,8 +208,8 @@ class SGD(Optimizer):
 
     def __init__(
         self, params: ParamsLike, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-        nesterov: bool = False, weight_decay: float = 0.0,
-    ) -> None:
+        weight_decay: float = 0.0, nesterov: bool = False,
+    ) -> None:  # positional order as torch.optim.SGD
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
         super().__init__(params, defaults)
 
@@ -246,7 +247,8 @@ class AdaGrad(Optimizer):
     The book's AdaGrad is the same with eps = 1e-7.
     """
 
-    def __init__(self, params: ParamsLike, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0) -> None:
+    def __init__(self, params: ParamsLike, lr: float = 0.01, *, eps: float = 1e-10, weight_decay: float = 0.0) -> None:
+        # keyword-only after lr: torch's Adagrad has lr_decay there, so a positional call would mean something else
         super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
 
     def _update_group(self, group: dict[str, Any]) -> None:
