@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
+from .errors import ZerogradError
 
 DATA_HELP = "mnist (bundled), fashion-mnist, kmnist (downloaded once), or a folder of MNIST-format IDX files"
 
@@ -99,27 +100,21 @@ def _check_input_size(model: Any, x: np.ndarray, data: str) -> None:
 
     expected = input_size(model)
     if x.shape[1] != expected:
-        raise _user_error(
+        raise ZerogradError(
             f"the model expects {expected} input features but {data} images have {x.shape[1]}: "
             "use data of the size it was trained on"
         )
-
-
-def _user_error(message: str) -> Exception:
-    from .errors import ZerogradError
-
-    return ZerogradError(message)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .models import load_model
     from .training import evaluate
 
+    if args.batch_size < 1:
+        raise ZerogradError("--batch-size must be at least 1")
     model, meta = load_model(args.model, args.arch)
     _, (x, t) = _load_data(args.data)
     _check_input_size(model, x, args.data)
-    if args.batch_size < 1:
-        raise _user_error("--batch-size must be at least 1")
     result = evaluate(model, x, t, batch_size=args.batch_size)
     result.pop("predictions")
     result.update(model=str(args.model), data=str(args.data))
@@ -152,7 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model, _ = load_model(args.model, args.arch)
     if input_size(model) != 784:
-        raise _user_error(f"predict reads 28x28 digits (784 inputs) but the model expects {input_size(model)}")
+        raise ZerogradError(f"predict reads 28x28 digits (784 inputs) but the model expects {input_size(model)}")
     images = np.stack([load_digit_image(path).reshape(784) for path in args.images])
     with no_grad():
         probs = F.softmax(model(Tensor(images))).data
@@ -194,7 +189,7 @@ def _parse_hidden(text: str) -> list[int]:
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
-        raise _user_error(f"--hidden takes positive layer sizes separated by commas, e.g. 256,128; got {text!r}")
+        raise ZerogradError(f"--hidden takes positive layer sizes separated by commas, e.g. 256,128; got {text!r}")
     return sizes
 
 
@@ -214,17 +209,17 @@ def _check_train_flags(args: argparse.Namespace) -> None:
     if args.epochs is None and args.iterations is None:
         args.epochs = 10
     if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
-        raise _user_error("--epochs and --iterations must be at least 1")
+        raise ZerogradError("--epochs and --iterations must be at least 1")
     if args.batch_size < 1:
-        raise _user_error("--batch-size must be at least 1")
+        raise ZerogradError("--batch-size must be at least 1")
     if not 0 <= args.dropout < 1:
-        raise _user_error(f"--dropout must be in [0, 1), got {args.dropout}")
+        raise ZerogradError(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.early_stopping is not None and args.early_stopping < 1:
-        raise _user_error(f"--early-stopping takes a patience of at least 1 epoch, got {args.early_stopping}")
+        raise ZerogradError(f"--early-stopping takes a patience of at least 1 epoch, got {args.early_stopping}")
     if args.seed < 0:
-        raise _user_error(f"--seed must be a whole number >= 0, got {args.seed}")
+        raise ZerogradError(f"--seed must be a whole number >= 0, got {args.seed}")
     if args.lr is not None and not (args.lr > 0 and np.isfinite(args.lr)):
-        raise _user_error(f"--lr must be a positive number, got {args.lr}")
+        raise ZerogradError(f"--lr must be a positive number, got {args.lr}")
     _parse_hidden(args.hidden)
 
 
@@ -244,7 +239,7 @@ def _resumed_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     defaults = vars(_parser().parse_args(["train"]))
     given = [f"--{k.replace('_', '-')}" for k in _SETTINGS if getattr(args, k) != defaults[k]]
     if given:
-        raise _user_error(
+        raise ZerogradError(
             f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
             "(or start a new run without --resume)"
         )
@@ -279,7 +274,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.out = str(Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}" / "model.safetensors")
     out = Path(args.out)
     if out.is_dir():
-        raise _user_error(f"--out {out} is a folder: give the model file's name, e.g. {out / 'model.safetensors'}")
+        raise ZerogradError(f"--out {out} is a folder: give the model file's name, e.g. {out / 'model.safetensors'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("") if out.suffix == ".safetensors" else out
     checkpoint = Path(f"{stem}.checkpoint.safetensors")
@@ -346,14 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zerograd {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # one line for the user, the traceback only on request
-        from .errors import ZerogradError
-
         if args.debug:
             raise
-        if isinstance(err, ZerogradError):
-            print(f"zerograd {args.command}: error: {err}", file=sys.stderr)
-            return 1
-        if isinstance(err, (OSError, ValueError)):
+        if isinstance(err, (ZerogradError, OSError, ValueError)):
             print(f"zerograd {args.command}: error: {err}", file=sys.stderr)
             return 1
         print(f"zerograd {args.command}: internal error: {type(err).__name__}: {err} "

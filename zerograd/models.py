@@ -167,6 +167,13 @@ def input_size(model: nn.Module) -> int:
 
 
 BOOK_ARCHS = {"book-ch3": (book_ch3, load_book_ch3_weights)}
+CHECKPOINT_MODEL_PREFIX = "model."  # a training checkpoint keeps the model's weights under this prefix
+
+
+def checkpoint_model_state(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's state_dict out of a training checkpoint's arrays."""
+    n = len(CHECKPOINT_MODEL_PREFIX)
+    return {k[n:]: v for k, v in arrays.items() if k.startswith(CHECKPOINT_MODEL_PREFIX)}
 
 
 def save_model(model: nn.Module, path: str | Path, training: dict[str, Any] | None = None) -> None:
@@ -198,7 +205,7 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
     if "config" not in meta or not isinstance(meta["config"], dict):
         raise ModelFileError(f"{spec} holds no model configuration: it was not written by zerograd.save_model")
     if meta.get("kind") == "checkpoint":
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        state = checkpoint_model_state(state)
     model = build_model(meta["config"])
     try:
         model.load_state_dict(state)

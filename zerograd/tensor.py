@@ -182,6 +182,8 @@ class Tensor:
             g = grads.pop(id(node), None)
             fn = node._ctx
             if g is None:  # no path from here carried a gradient (a backward returned None)
+                if not retain_graph:
+                    fn.release()
                 continue
             for inp, version in zip(fn.inputs, fn.input_versions):
                 if inp._version != version:

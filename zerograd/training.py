@@ -24,6 +24,7 @@ from . import nn
 from .datasets import DataLoader, TensorDataset
 from .errors import ShapeError, ZerogradError
 from .io import load_model_file, save_model_file
+from .models import CHECKPOINT_MODEL_PREFIX, checkpoint_model_state
 from .tensor import Tensor, no_grad
 
 
@@ -276,7 +277,7 @@ def _generators(model: nn.Module, loader: DataLoader) -> dict[str, np.random.Gen
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: Any, scheduler: Any, loader: DataLoader,
                     history: History, epoch: int, iteration: int, settings: dict[str, Any]) -> None:
     """Writes everything needed to resume training after `epoch`, atomically."""
-    arrays: dict[str, np.ndarray] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays = {f"{CHECKPOINT_MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
     state = {
         "kind": "checkpoint",
         "config": getattr(model, "config", None),
@@ -299,7 +300,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
             f"{path} is a model file, not a training checkpoint: "
             "resume from a *.checkpoint.safetensors file"
         )
-    model_state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+    model_state = checkpoint_model_state(arrays)
     meta["optimizer"] = _int_keys(_join_arrays(meta["optimizer"], arrays))
     return model_state, meta
 
