@@ -19,7 +19,7 @@ import numpy as np
 from zerograd.io import load_book_pickle
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PICKLE = Path("/work/shared/data/book/sample_weight.pkl")
+DEFAULT_PICKLE = REPO / "tests" / "data" / "book" / "sample_weight.pkl"
 OUTPUT = REPO / "zerograd" / "pretrained" / "book-ch3.npz"
 EXPECTED_SHAPES = {"W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}
 

@@ -27,11 +27,10 @@ from zerograd.io import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-from conftest import SHARED_DATA  # noqa: E402
+from conftest import BOOK_DATA, MNIST_DATA  # noqa: E402
 
-BOOK = SHARED_DATA / "book"
-MNIST = SHARED_DATA / "mnist"
-needs_book = pytest.mark.usefixtures("shared_data")  # fails, never skips, when the data is missing
+BOOK = BOOK_DATA
+MNIST = MNIST_DATA
 
 CH3_SHAPES = {"W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}
 
@@ -45,7 +44,6 @@ def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-@needs_book
 def test_book_ch3_pickle_loads_with_book_shapes() -> None:
     arrays = load_book_pickle(BOOK / "sample_weight.pkl")
     assert {k: v.shape for k, v in arrays.items()} == CH3_SHAPES
@@ -53,7 +51,6 @@ def test_book_ch3_pickle_loads_with_book_shapes() -> None:
     assert type(arrays) is dict
 
 
-@needs_book
 def test_book_convnet_pickles_load() -> None:
     simple = load_book_pickle(BOOK / "simple_convnet_params.pkl")
     assert simple["W1"].shape == (30, 1, 5, 5) and simple["W2"].shape == (4320, 100)
@@ -163,7 +160,6 @@ def test_pickle_that_is_not_a_dict_of_numeric_arrays(tmp_path: Path, obj: object
     assert "odd.pkl" in str(info.value)
 
 
-@needs_book
 def test_truncated_book_pickle(tmp_path: Path) -> None:
     path = tmp_path / "sample_weight.pkl"
     path.write_bytes((BOOK / "sample_weight.pkl").read_bytes()[:100_000])
@@ -204,7 +200,6 @@ def test_book_ch3_npz_is_shipped_in_the_package_and_needs_no_pickle() -> None:
     assert all(v.dtype == np.float32 for v in arrays.values())
 
 
-@needs_book
 def test_book_ch3_npz_equals_the_pickle_exactly() -> None:
     from_pickle = load_book_pickle(BOOK / "sample_weight.pkl")
     shipped = load_pretrained_arrays("book-ch3")
@@ -213,7 +208,6 @@ def test_book_ch3_npz_equals_the_pickle_exactly() -> None:
         assert _bits_equal(shipped[key], from_pickle[key]), key
 
 
-@needs_book
 def test_book_ch3_weights_reach_the_books_accuracy() -> None:
     # The book reports 0.9352 on the MNIST test set for sample_weight.pkl.
     with gzip.open(MNIST / "t10k-images-idx3-ubyte.gz") as f:
@@ -234,7 +228,6 @@ def test_unknown_pretrained_name_lists_the_available_ones() -> None:
         load_pretrained_arrays("book-ch7")
 
 
-@needs_book
 def test_convert_script_reproduces_the_shipped_npz_byte_for_byte(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("convert_book_weights", REPO / "scripts" / "convert_book_weights.py")
     module = importlib.util.module_from_spec(spec)
