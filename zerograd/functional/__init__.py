@@ -8,6 +8,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .conv import avg_pool2d, conv2d, im2col, max_pool2d
 from .loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -40,7 +41,8 @@ from .norm import batch_norm, dropout
 from .shape import broadcast_to, cat, concatenate, flatten, getitem, permute, reshape, stack, transpose
 
 __all__ = [
-    "abs", "add", "as_tensor", "cast", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "abs", "add", "as_tensor", "avg_pool2d", "cast", "batch_norm", "conv2d", "im2col", "max_pool2d",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "broadcast_to", "cat", "clip", "concatenate", "cross_entropy", "div", "dropout", "exp", "flatten",
     "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul", "max", "mean", "min", "mse_loss",
     "mul", "neg", "nll_loss", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack",

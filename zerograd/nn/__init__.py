@@ -2,13 +2,16 @@
 
 from . import init
 from .layers import (
+    AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv2d,
     Dropout,
     Flatten,
     Identity,
     LeakyReLU,
     Linear,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -17,6 +20,7 @@ from .layers import (
 from .module import IncompatibleKeys, Module, Parameter, Sequential
 
 __all__ = [
-    "BatchNorm1d", "BatchNorm2d", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear",
-    "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "init",
+    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Identity", "IncompatibleKeys",
+    "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
+    "init",
 ]

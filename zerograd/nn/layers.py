@@ -56,6 +56,90 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+
+
+class Conv2d(Module):
+    """2-D convolution (the book's Convolution): (N, in_channels, H, W) -> (N, out_channels, OH, OW).
+
+    weight is (out_channels, in_channels, kh, kw), bias (out_channels,), as in PyTorch; the weight
+    starts with He initialisation (fan_in = in_channels * kh * kw) like Linear, the bias at zero.
+    `init` and `generator` as for Linear.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0, bias: bool = True, *,
+        generator: np.random.Generator | int | None = None, init: str | float = "he",
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ZerogradError(
+                f"Conv2d needs positive channel counts, got in_channels={in_channels}, out_channels={out_channels}"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        F.conv._pair(self.kernel_size, "kernel_size", "Conv2d", 1)  # refuse bad settings now, not at first use
+        F.conv._pair(self.stride, "stride", "Conv2d", 1)
+        F.conv._pair(self.padding, "padding", "Conv2d", 0)
+        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=np.float32))
+        _init.init_weight_(self.weight, init, generator=generator)
+        if bias:
+            self.bias = Parameter(np.zeros(out_channels, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, in_channels, H, W) -> (N, out_channels, OH, OW)."""
+        try:
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        except ShapeError as err:
+            raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class _Pool2d(Module):
+    """Shared body of MaxPool2d and AvgPool2d: a window sliding over each channel of (N, C, H, W)."""
+
+    _function = staticmethod(F.max_pool2d)
+
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = self.kernel_size if stride is None else _pair(stride)
+        self.padding = _pair(padding)
+        F.conv._pool_params(self.kernel_size, self.stride, self.padding, type(self).__name__)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, C, OH, OW)."""
+        try:
+            return type(self)._function(x, self.kernel_size, self.stride, self.padding)
+        except ShapeError as err:
+            raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Maximum over each kernel window (the book's Pooling); stride defaults to kernel_size."""
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each kernel window (padding zeros count, as PyTorch's default); stride defaults to kernel_size."""
+
+    _function = staticmethod(F.avg_pool2d)
+
+
 class ReLU(Module):
     """max(x, 0) elementwise, any shape."""
 
