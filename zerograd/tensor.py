@@ -303,6 +303,7 @@ class Function:
         if record:
             fn.inputs = inputs
             fn.input_versions = tuple([t._version for t in inputs])
+            fn.params = params  # the keyword settings (axis, stride, eps, ...): what ONNX export reads
             result._ctx = fn
             result.requires_grad = True
         return result
