@@ -17,17 +17,18 @@ so a model file alone is enough to rebuild and evaluate the model.
 from __future__ import annotations
 
 import codecs
+import errno
 import importlib
 import json
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zerograd._atomic import atomic_write_bytes
 from zerograd.errors import ModelFileError, ZerogradError
 
 __all__ = [
@@ -50,16 +51,6 @@ PRETRAINED: dict[str, str] = {
 }
 
 _HEADER_LIMIT = 100 * 1024 * 1024  # safetensors' own cap on the JSON header size
-
-
-def _read_umask() -> int:
-    """The process umask (the only way to read it is to set it, so do that once, at import)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,25 +263,19 @@ def save_model_file(
         )
     if not folder.is_dir():
         raise ZerogradError(f"cannot write the model file {path}: the folder {folder} does not exist; create it first")
-    # Write beside the target and rename: a crash or a full disk mid-write leaves the old file intact
-    # instead of a truncated one, and readers never see a half-written model.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    # Write beside the target and rename (see zerograd._atomic): a crash, a kill or a full disk
+    # mid-write leaves the old file intact instead of a truncated one, and readers never see a
+    # half-written model or checkpoint.
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file private (0600); give it the permissions a normal open() would.
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise ZerogradError(f"cannot write the model file {path}: {exc.strerror or exc}") from exc
-        raise
+        atomic_write_bytes(path, payload)
+    except OSError as exc:
+        hint = {errno.ENOSPC: "the disk is full: free some space",
+                errno.EROFS: "the folder is on a read-only file system: write elsewhere",
+                errno.EACCES: "no permission to write there: write elsewhere"}.get(exc.errno, "")
+        kept = "; the previous file under that name, if any, is unchanged"
+        raise ZerogradError(
+            f"cannot write the model file {path}: {exc.strerror or exc}{'; ' + hint if hint else ''}{kept}"
+        ) from exc
 
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import functional as F
 from . import nn
+from ._atomic import atomic_open
 from .datasets import DataLoader, TensorDataset
 from .errors import ShapeError, ZerogradError
 from .io import load_model_file, save_model_file
@@ -126,20 +127,16 @@ class History:
 
     def save_csv(self, path: str | Path) -> None:
         names = list(EpochRecord.__dataclass_fields__)
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:  # never a half-written file, even if killed
             writer = csv.writer(f)
             writer.writerow(names)
             for r in self.records:
                 writer.writerow([getattr(r, n) for n in names])
-        tmp.replace(path)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_open(path, "w") as f:  # temp file, fsync, rename, fsync the folder
+        f.write(text)
 
 
 # --- progress reporting --------------------------------------------------------------------------

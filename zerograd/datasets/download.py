@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
+from zerograd._atomic import folder_lock, fsync_dir, fsync_file
 from zerograd.errors import DataError, DownloadError
 
 PathLike = str | os.PathLike[str]
@@ -193,17 +194,26 @@ def _download(url: str, dest: Path, checksum: str | None, progress: Progress, ti
             verify_file(dest, checksum)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    _fetch(url, part, progress, timeout, manual)
-    if checksum is not None:
-        algorithm = checksum_algorithm(checksum)
-        actual = file_digest(part, algorithm)
-        if actual != checksum.lower():
-            part.unlink()
-            raise DataError(
-                f"download of {url} fails its checksum: its {algorithm.upper()} is {actual}, expected "
-                f"{checksum.lower()}; the bad file was deleted. Try again later or from another mirror; {manual}"
-            )
-    # Only a complete, verified file ever carries the final name.
-    os.replace(part, dest)
+    # Two processes (two notebooks, two trainings) fetching the same file would append to the same
+    # .part: the lock makes the second wait, then find the first one's verified file.
+    with folder_lock(dest.parent):
+        if dest.exists():
+            if checksum is not None:
+                verify_file(dest, checksum)
+            return dest
+        part = dest.with_name(dest.name + ".part")
+        _fetch(url, part, progress, timeout, manual)
+        if checksum is not None:
+            algorithm = checksum_algorithm(checksum)
+            actual = file_digest(part, algorithm)
+            if actual != checksum.lower():
+                part.unlink()
+                raise DataError(
+                    f"download of {url} fails its checksum: its {algorithm.upper()} is {actual}, expected "
+                    f"{checksum.lower()}; the bad file was deleted. Try again later or from another mirror; {manual}"
+                )
+        # Only a complete, verified file ever carries the final name, and a power cut cannot undo that.
+        fsync_file(part)
+        os.replace(part, dest)
+        fsync_dir(dest.parent)
     return dest

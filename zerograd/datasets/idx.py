@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
 import zlib
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zerograd._atomic import atomic_write_bytes
 from zerograd.errors import DataError
 
 PathLike = str | os.PathLike[str]
@@ -31,6 +33,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 }
 _CODE_OF_KIND = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_DEFLATE_RATIO = 1032  # DEFLATE's largest expansion: a 258-byte match coded in about 2 bits
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -47,6 +50,45 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read IDX file {path}: {e.strerror or e}; check its permissions") from e
 
 
+def _announced_size(head: bytes) -> int | None:
+    """Total bytes (header + data) that an IDX header announces, or None if `head` is no complete header."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES:
+        return None
+    header_size = 4 + 4 * head[3]
+    if len(head) < header_size:
+        return None
+    shape = np.frombuffer(head, dtype=">u4", count=head[3], offset=4)
+    # math.prod on Python ints: a damaged header with huge dimensions must not overflow into a plausible size.
+    return header_size + math.prod(int(d) for d in shape) * IDX_DTYPES[head[2]].itemsize
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """Decompressed content of gzip bytes `raw`, inflating no more than the IDX header inside announces."""
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+        head = f.read(4)
+        if len(head) == 4:
+            head += f.read(4 * head[3])
+        size = _announced_size(head)
+        if size is None:  # not an IDX header: parse_idx explains what is wrong with these bytes
+            return head
+        # DEFLATE expands a byte into at most ~1032: a header announcing more than that cannot be
+        # true, so refuse it before inflating anything (a gzip bomb would otherwise fill memory).
+        if size > MAX_DEFLATE_RATIO * len(raw) + len(head):
+            raise DataError(
+                f"IDX file {path} announces {size} bytes of data, more than its {len(raw)} compressed "
+                "bytes can hold; the file is damaged or malicious: delete it and download it again"
+            )
+        data = head + f.read(size - len(head))
+        # One byte beyond the announced size tells extra data apart from a complete file, and reaching
+        # the end checks the gzip CRC; the extra byte never grows to more than one.
+        if f.read(1):
+            raise DataError(
+                f"IDX file {path} holds more data than its header's dimensions describe; "
+                "the file is damaged or its header is wrong"
+            )
+        return data
+
+
 def read_idx_bytes(path: PathLike) -> bytes:
     """Decompressed content of an IDX file (gzip detected by its magic bytes), as bytes."""
     path = Path(path)
@@ -54,7 +96,7 @@ def read_idx_bytes(path: PathLike) -> bytes:
     if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
-        return gzip.decompress(raw)
+        return _gunzip(raw, path)
     except (EOFError, OSError, zlib.error) as e:
         # EOFError: the gzip stream stops early (an interrupted copy or download).
         raise DataError(
@@ -86,8 +128,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         )
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=rank, offset=4))
     dtype = IDX_DTYPES[code]
-    # math.prod on Python ints: a damaged header with huge dimensions must not overflow into a plausible size.
-    expected = header_size + math.prod(shape) * dtype.itemsize
+    expected = _announced_size(data[:header_size])
     if len(data) < expected:
         raise DataError(
             f"IDX file {name} is truncated: dimensions {shape} of {dtype.name} need {expected} bytes "
@@ -164,13 +205,6 @@ def write_idx(path: PathLike, array: np.ndarray, *, compress: bool | None = None
         data = gzip.compress(data, compresslevel=9, mtime=0)
     if not path.parent.is_dir():
         raise DataError(f"cannot write IDX file {path}: folder {path.parent} does not exist; create it first")
-    # Write beside the target then rename, so a crash never leaves a half-written file under the final name.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # Temp file, fsync, rename, fsync the folder: a crash never leaves a half-written file under the final name.
+    atomic_write_bytes(path, data)
     return path
