@@ -84,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
     p.add_argument("--json", action="store_true", help="print a JSON list on stdout")
     common(p)
+
+    # --- serve (implementation: zerograd/serve/command.py) ---
+    s = sub.add_parser("serve", help="a web page to draw digits and watch a model read them",
+                       description="Serve a draw-a-digit page and its JSON API (needs zerograd[serve]).")
+    s.add_argument("models", nargs="*", metavar="MODEL",
+                   help="model file or pretrained:NAME, one or more (default: the most accurate pretrained model)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0 picks a free one)")
+    common(s)
     return parser
 
 
@@ -319,7 +328,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.command import cmd_serve as serve
+
+    return serve(args)
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

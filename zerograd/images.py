@@ -8,6 +8,7 @@ grayscale, white-on-black, crop, fit into 20x20, centre by centre of mass, scale
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from zerograd.errors import DataError, ZerogradError
 if TYPE_CHECKING:  # Pillow is optional: imported for annotations only, at run time inside functions
     import PIL.Image
 
-__all__ = ["load_digit_image", "preprocess_digit_array"]
+__all__ = ["load_digit_bytes", "load_digit_image", "preprocess_digit_array"]
 
 OUT_SIZE = 28
 BOX_SIZE = 20
@@ -46,6 +47,16 @@ def load_digit_image(path: str | os.PathLike[str]) -> np.ndarray:
     return _preprocess(gray, where=str(path))
 
 
+def load_digit_bytes(data: bytes, where: str = "the image", max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file's contents (PNG, JPEG, ...) of one digit -> (28, 28) float32 in [0, 1].
+
+    `where` names the image in error messages; images with more than `max_pixels` pixels are refused
+    before they are decoded (a server taking uploads sets it).
+    """
+    _require_pillow(f"reading {where}")
+    return _preprocess(_decode_grayscale(io.BytesIO(data), where, max_pixels), where=where)
+
+
 def preprocess_digit_array(arr: np.ndarray) -> np.ndarray:
     """Prepare a 2-D grayscale digit (H, W) like MNIST -> (28, 28) float32 in [0, 1], white digit on black.
 
@@ -67,30 +78,40 @@ def _require_pillow(task: str) -> None:
 def _read_grayscale(path: Path) -> np.ndarray:
     """Decode an image file to an (H, W) float64 array on a 0..255 scale, alpha composited onto white."""
     _require_pillow(f"reading the image {path}")
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if not path.exists():
         raise DataError(f"{path}: no such file; give the path of a PNG or JPEG image of one digit")
     if path.is_dir():
         raise DataError(f"{path} is a folder; give the path of a PNG or JPEG image of one digit")
+    return _decode_grayscale(path, str(path))
+
+
+def _decode_grayscale(source: Path | io.BytesIO, where: str, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file or its bytes to an (H, W) float64 array on a 0..255 scale, alpha on white."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # callers checked with _require_pillow
+
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise DataError(
+                    f"{where} is too large to be a digit image ({img.width}x{img.height} pixels); "
+                    "a few hundred pixels across is plenty: shrink it"
+                )
             img.load()
             # Phone cameras store rotation as an EXIF tag rather than rotating the pixels.
             img = ImageOps.exif_transpose(img)
             return _pil_to_gray(img)
     except Image.DecompressionBombError as exc:
         raise DataError(
-            f"{path} is too large to be a digit image ({exc}); a few hundred pixels across is plenty: shrink it"
+            f"{where} is too large to be a digit image ({exc}); a few hundred pixels across is plenty: shrink it"
         ) from exc
     except UnidentifiedImageError as exc:
         raise DataError(
-            f"{path} is not an image Pillow can read; save the digit as a PNG or JPEG file"
+            f"{where} is not an image Pillow can read; save the digit as a PNG or JPEG file"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         # Pillow reports truncated or corrupt image data as OSError/ValueError/SyntaxError.
         raise DataError(
-            f"{path} could not be decoded as an image ({exc}); save the digit again as PNG or JPEG"
+            f"{where} could not be decoded as an image ({exc}); save the digit again as PNG or JPEG"
         ) from exc
 
 

@@ -1,0 +1,289 @@
+"""`zerograd serve`'s JSON API through FastAPI's test client: every field, every error, and the CLI around it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from zerograd.cli import main
+from zerograd.datasets import load_mnist
+from zerograd.images import load_digit_image
+from zerograd.models import MLP, save_model
+from zerograd.serve import command as serve_command
+from zerograd.serve import load_served_model, load_served_models, predict_digit
+from zerograd.serve.app import MAX_BODY_BYTES, STATIC, create_app
+
+UPLOAD = "the uploaded image"
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    _, (x, t) = load_mnist(normalize=False, flatten=False)
+    return x[:, 0], t
+
+
+@pytest.fixture(scope="module")
+def linear_file(tmp_path_factory):
+    """A linear model file (784 -> 10): its saliency for class k is exactly its weight row k."""
+    path = tmp_path_factory.mktemp("models") / "linear.safetensors"
+    save_model(MLP(784, (), 10, seed=3), path, {"results": {"test_accuracy": 0.5}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(linear_file):
+    """The app serving the book's chapter-3 network (default) and the linear model."""
+    models = load_served_models(["pretrained:book-ch3", str(linear_file)])
+    with TestClient(create_app(models)) as c:
+        yield c
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def test_import_zerograd_does_not_import_fastapi():
+    code = ("import sys, zerograd, zerograd.serve, zerograd.cli; "
+            "print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_health_and_models(client, linear_file):
+    assert client.get("/health").json() == {"status": "ok", "models": 2}
+    listing = client.get("/api/models").json()
+    assert listing["default"] == "book-ch3"
+    assert listing["models"] == [
+        {"name": "book-ch3", "arch": "book-ch3", "test_accuracy": 0.9352, "label": "book-ch3 (test accuracy 0.9352)"},
+        {"name": str(linear_file), "arch": "mlp", "test_accuracy": 0.5,
+         "label": f"{linear_file} (test accuracy 0.5000)"},
+    ]
+
+
+def test_default_is_the_most_accurate_pretrained_model():
+    from zerograd.io import list_pretrained
+
+    [best] = load_served_models([])
+    accuracies = {name: load_served_model(f"pretrained:{name}").test_accuracy for name in list_pretrained()}
+    assert best.name == max(accuracies, key=accuracies.get)
+    assert best.test_accuracy == max(accuracies.values()) >= 0.9352
+
+
+def test_predict_reads_mnist_digits_like_zerograd_predict(client, mnist_test, tmp_path, capsys):
+    x, t = mnist_test
+    paths = []
+    for i in range(12):
+        paths.append(tmp_path / f"digit{i}.png")
+        paths[-1].write_bytes(png_bytes(x[i]))
+    assert main(["predict", "pretrained:book-ch3", *map(str, paths), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    for i, (path, cli) in enumerate(zip(paths, expected)):
+        # a data URL (what the page sends) and bare base64 (what a script may send) are the same image
+        image = data_url(path.read_bytes()) if i % 2 else base64.b64encode(path.read_bytes()).decode()
+        r = client.post("/api/predict", json={"image": image})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"label", "probabilities", "input", "saliency", "model"}
+        assert body["model"] == "book-ch3"
+        assert body["label"] == cli["label"] == int(np.argmax(body["probabilities"]))
+        np.testing.assert_allclose(body["probabilities"], cli["probabilities"], atol=1e-6)
+        assert abs(sum(body["probabilities"]) - 1) < 1e-5
+        seen = np.array(body["input"])
+        assert seen.shape == (28, 28) and seen.min() >= 0 and seen.max() == 1
+        np.testing.assert_array_equal(seen, load_digit_image(path))
+        assert np.array(body["saliency"]).shape == (28, 28)
+        assert r.headers["server-timing"].startswith("predict;dur=")
+    labels = [client.post("/api/predict", json={"image": data_url(p.read_bytes())}).json()["label"] for p in paths]
+    assert sum(label == int(ti) for label, ti in zip(labels, t[:12])) >= 11  # book-ch3 reads 93.5 % of MNIST
+
+
+def test_saliency_is_the_gradient_of_the_predicted_score(client, linear_file, mnist_test):
+    x, _ = mnist_test
+    image = data_url(png_bytes(x[3]))
+    linear = load_served_model(str(linear_file))
+    body = client.post("/api/predict", json={"image": image, "model": str(linear_file)}).json()
+    assert body["model"] == str(linear_file)
+    weight = linear.model.state_dict()["1.weight"]  # Flatten, then Linear(784, 10)
+    np.testing.assert_allclose(body["saliency"], weight[body["label"]].reshape(28, 28), rtol=1e-6)
+
+    # the book's sigmoid network: autograd against central differences of the predicted class's logit
+    book = load_served_model("pretrained:book-ch3")
+    seen = np.array(body["input"], dtype=np.float32)
+    result = predict_digit(book.model, seen)
+    h = 1e-2
+    steps = np.eye(784, dtype=np.float32).reshape(784, 1, 28, 28) * h
+    logit = lambda batch: book.model(batch).data[:, result["label"]]  # noqa: E731
+    from zerograd import Tensor, no_grad
+
+    with no_grad():
+        numeric = (logit(Tensor(seen + steps)) - logit(Tensor(seen - steps))) / (2 * h)
+    np.testing.assert_allclose(np.array(result["saliency"]).ravel(), numeric, atol=2e-3 * np.abs(numeric).max())
+
+
+def test_unknown_model_is_404(client):
+    r = client.post("/api/predict", json={"image": "aGVsbG8=", "model": "deep-nope"})
+    assert r.status_code == 404
+    assert r.json()["detail"].startswith("no model named 'deep-nope' is served; served: book-ch3, ")
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"{not json", "the body is not valid JSON ("),
+    (b"", "the body is not valid JSON ("),
+    (b"{}", "image: Field required"),
+    (b'{"model": "book-ch3"}', "image: Field required"),
+    (b'{"image": 3}', "image: Input should be a valid string"),
+    (b'{"image": "aGVsbG8=", "model": 7}', "model: Input should be a valid string"),
+    (b'["image"]', "the body must be a JSON object"),
+])
+def test_malformed_bodies_are_422(client, body, expected):
+    r = client.post("/api/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert detail.startswith(expected) and detail.endswith('send JSON {"image": "<data URL or base64 of a PNG/JPEG>", '
+                                                          '"model": "<optional name>"}')
+
+
+def test_bodies_over_2_mb_are_413_by_header_and_by_size(client):
+    def padded(size: int) -> bytes:
+        """A JSON body of exactly `size` bytes whose image is not an image."""
+        head = b'{"image": "aGVsbG8="}'
+        return head + b" " * (size - len(head))
+
+    at_limit = client.post("/api/predict", content=padded(MAX_BODY_BYTES))
+    assert at_limit.status_code == 400  # read in full: the image inside is what is wrong
+    over = client.post("/api/predict", content=padded(MAX_BODY_BYTES + 1))
+    assert over.status_code == 413 and over.json()["detail"].startswith("the request body is over 2 MB")
+
+    # a chunked body carries no Content-Length: its real size decides
+    chunks = [padded(MAX_BODY_BYTES + 1)[i : i + 65536] for i in range(0, MAX_BODY_BYTES + 1, 65536)]
+    chunked = client.post("/api/predict", content=iter(chunks))
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413
+
+
+def test_not_an_image_and_blank_canvas_are_400_with_predict_s_message(client, tmp_path, capsys):
+    blank = np.full((280, 280), 255, dtype=np.uint8)  # an untouched white canvas
+    not_png = b"this is text, not a PNG"
+    cut = png_bytes(np.eye(40, dtype=np.uint8) * 255)[:60]  # a PNG cut off in its data
+    for data in (png_bytes(blank), not_png, cut):
+        path = tmp_path / "file.png"
+        path.write_bytes(data)
+        assert main(["predict", "pretrained:book-ch3", str(path)]) == 1
+        cli_error = capsys.readouterr().err.strip()
+        r = client.post("/api/predict", json={"image": data_url(data)})
+        assert r.status_code == 400
+        assert cli_error == f"zerograd predict: error: {r.json()['detail']}".replace(UPLOAD, str(path))
+
+
+@pytest.mark.parametrize("image, expected", [
+    ("%%% not base64 %%%", f"{UPLOAD} is neither a data URL nor base64"),
+    ("data:image/png,rawbytes", f"{UPLOAD} is a data URL without base64 data"),
+    ("", f"{UPLOAD} is not an image Pillow can read"),
+])
+def test_undecodable_image_text_is_400(client, image, expected):
+    r = client.post("/api/predict", json={"image": image})
+    assert r.status_code == 400 and r.json()["detail"].startswith(expected)
+
+
+def test_huge_image_is_refused_before_decoding(client):
+    buf = io.BytesIO()
+    Image.new("1", (5000, 5000), 1).save(buf, format="PNG")  # 25 megapixels in a few kB
+    assert len(buf.getvalue()) < MAX_BODY_BYTES
+    r = client.post("/api/predict", json={"image": data_url(buf.getvalue())})
+    assert r.status_code == 400
+    assert r.json()["detail"] == (f"{UPLOAD} is too large to be a digit image (5000x5000 pixels); "
+                                  "a few hundred pixels across is plenty: shrink it")
+
+
+def odd_images() -> list[tuple[str, bytes]]:
+    stroke = np.zeros((64, 64, 4), dtype=np.uint8)
+    stroke[10:54, 30:34] = 255  # a white stroke on a transparent canvas
+    out = [("rgba", png_bytes(stroke)),
+           ("one-pixel", png_bytes(np.zeros((1, 1), dtype=np.uint8))),
+           ("thin-line", png_bytes(np.pad(np.zeros((1, 300), dtype=np.uint8), 1, constant_values=255))),
+           ("16-bit", png_bytes((np.eye(30) * 60000).astype(np.uint16)))]
+    jpeg = io.BytesIO()
+    Image.fromarray(np.pad(np.full((40, 8), 20, np.uint8), 30, constant_values=230)).save(jpeg, format="JPEG")
+    return out + [("jpeg", jpeg.getvalue())]
+
+
+@pytest.mark.parametrize("name, data", odd_images(), ids=[n for n, _ in odd_images()])
+def test_odd_images_never_give_500(client, name, data):
+    r = client.post("/api/predict", json={"image": data_url(data)})
+    assert r.status_code in (200, 400), r.text
+    if name in ("rgba", "jpeg"):
+        assert r.status_code == 200 and r.json()["label"] == 1
+
+
+def test_page_and_static_files_are_served_without_external_assets(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for element in ('id="canvas"', 'id="clear"', 'id="upload"', 'type="file"', 'id="prediction"',
+                    'id="probabilities"', 'id="model"'):
+        assert element in page.text
+    for name in ("app.js", "style.css"):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and f"/static/{name}" in page.text
+    for path in STATIC.iterdir():
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+    assert client.get("/docs").status_code == 404  # FastAPI's docs page would load its assets from a CDN
+
+
+def test_served_models_are_checked(tmp_path, linear_file):
+    small = tmp_path / "small.safetensors"
+    save_model(MLP(64, (8,), 10), small)
+    with pytest.raises(Exception, match="does not read 28x28 digit images"):
+        load_served_model(str(small))
+    with pytest.raises(Exception, match="given more than once"):
+        load_served_models([str(linear_file), str(linear_file)])
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
+    assert main(["serve", "--port", "70000"]) == 1
+    assert capsys.readouterr().err == ("zerograd serve: error: --port must be between 0 and 65535 "
+                                       "(0 picks a free port), got 70000\n")
+    assert main(["serve", str(tmp_path / "missing.safetensors"), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("zerograd serve: error: ") and err.count("\n") == 1 and "missing.safetensors" in err
+
+
+def test_missing_extra_names_the_install_command():
+    code = ("import sys; sys.modules['fastapi'] = None; from zerograd.cli import main; "
+            "sys.exit(main(['serve', '--port', '0']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.startswith("zerograd serve: error: zerograd serve needs FastAPI")
+    assert r.stderr.rstrip().endswith('pip install "zerograd[serve]"') and r.stderr.count("\n") == 1
+
+
+def test_all_interfaces_warning_comes_from_the_cli(monkeypatch, capsys):
+    """--host 0.0.0.0 warns on stderr; the socket is bound to 127.0.0.1 here, and uvicorn is not started."""
+    import uvicorn
+
+    real_bind = serve_command._bind
+    monkeypatch.setattr(serve_command, "_bind", lambda host, port: real_bind("127.0.0.1", 0))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    for host in ("0.0.0.0", "::"):
+        assert main(["serve", "pretrained:book-ch3", "--host", host, "--port", "0"]) == 0
+        out, err = capsys.readouterr()
+        assert f"warning: --host {host} listens on all interfaces" in err
+        assert "open http://127.0.0.1:" in out
+    assert main(["serve", "pretrained:book-ch3", "--port", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in err and out.startswith("model book-ch3 (book-ch3, test accuracy 0.9352)\n")
+

@@ -1,0 +1,74 @@
+"""`zerograd serve`: load the models, bind the address, print it, run uvicorn until Ctrl-C.
+
+Part of the command layer (it speaks on stdout/stderr); zerograd/cli.py registers the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from ..errors import ZerogradError
+
+ALL_INTERFACES = {"0.0.0.0", "::", "[::]", ""}
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket bound to host:port (port 0: a free one), IPv4 or IPv6."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise ZerogradError(f"--host {host!r} is not an address of this machine ({err}); try 127.0.0.1") from err
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after Ctrl-C
+    if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" also takes IPv4 clients
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise ZerogradError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from err
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    """The address to open in a browser."""
+    if host in ALL_INTERFACES:
+        host = "127.0.0.1"
+    return f"http://[{host.strip('[]')}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the page and API for args.models on args.host:args.port until interrupted; returns the exit code."""
+    from .app import create_app  # raises a ZerogradError naming zerograd[serve] when FastAPI is missing
+    from .inference import load_served_models
+
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ZerogradError('zerograd serve needs uvicorn, which is not installed: '
+                            'pip install "zerograd[serve]"') from exc
+    if not 0 <= args.port <= 65535:
+        raise ZerogradError(f"--port must be between 0 and 65535 (0 picks a free port), got {args.port}")
+    models = load_served_models(args.models)
+    app = create_app(models)
+    sock = _bind(args.host, args.port)
+    port = sock.getsockname()[1]
+    if args.host in ALL_INTERFACES:
+        print(f"zerograd serve: warning: --host {args.host or '(all)'} listens on all interfaces: anyone who can "
+              "reach this machine can use the page; --host 127.0.0.1 keeps it to this machine", file=sys.stderr)
+    for m in models:
+        acc = "unknown" if m.test_accuracy is None else f"{m.test_accuracy:.4f}"
+        print(f"model {m.name} ({m.arch}, test accuracy {acc})")
+    print(f"open {_url(args.host, port)} (Ctrl-C stops)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down gracefully, then re-raised the Ctrl-C it caught: the normal way to stop
+    finally:
+        sock.close()
+    print("zerograd serve: stopped", file=sys.stderr)
+    return 0
