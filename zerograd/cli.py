@@ -85,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list on stdout")
     common(p)
 
+    # --- export (implementation: zerograd/onnx.py) ---
+    x = sub.add_parser("export", help="write a model as an ONNX file (needs zerograd[onnx])",
+                       description="Export a model to ONNX by tracing one forward pass; the batch size stays free.")
+    x.add_argument("model", help="model file (.safetensors), pretrained:NAME, or a book pickle with --arch")
+    x.add_argument("out", metavar="OUT.onnx", help="ONNX file to write")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 or newer (default: 17)")
+    x.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
+    common(x)
+
     # --- serve (implementation: zerograd/serve/command.py) ---
     s = sub.add_parser("serve", help="a web page to draw digits and watch a model read them",
                        description="Serve a draw-a-digit page and its JSON API (needs zerograd[serve]).")
@@ -328,13 +337,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .onnx import export_model_file
+
+    info = export_model_file(args.model, args.out, opset=args.opset, arch=args.arch)
+    print(f"ONNX model written to {info['path']} (opset {info['opset']}, {info['nodes']} nodes, "
+          f"input {tuple(info['input_shape'])})")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve.command import cmd_serve as serve
 
     return serve(args)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
+            "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

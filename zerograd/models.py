@@ -195,6 +195,10 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
     if spec.startswith("pretrained:"):
         name = spec.split(":", 1)[1]
         return _book_model(name, load_pretrained_arrays(name)), {"kind": "model", "config": {"arch": name}}
+    if spec.lower().endswith(".onnx"):
+        from .onnx import load_model_onnx  # imported only for .onnx files: the onnx extra stays optional
+
+        return load_model_onnx(spec)
     if arch is not None and arch != "auto":
         if arch not in BOOK_ARCHS:
             raise ZerogradError(f"unknown --arch {arch!r}: the book's networks here are {', '.join(BOOK_ARCHS)}")
