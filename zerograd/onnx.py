@@ -189,7 +189,7 @@ class _Exporter:
         self.names[id(t)] = emitter(self, fn, t, ins)
 
 
-def _unary(op: str) -> Callable[..., str]:
+def _simple(op: str) -> Callable[..., str]:
     def emit(ex: _Exporter, fn: Function, t: Tensor, ins: list[str]) -> str:
         return ex.emit(op, ins, ex.node_name(fn, op))
     return emit
@@ -274,12 +274,12 @@ def _emit_pool(op: str) -> Callable[..., str]:
 
 _EMITTERS: dict[type, Callable[[_Exporter, Function, Tensor, list[str]], str]] = {
     _math.Linear: _emit_linear,
-    _math.Add: _unary("Add"), _math.Sub: _unary("Sub"), _math.Mul: _unary("Mul"), _math.Div: _unary("Div"),
-    _math.Pow: _unary("Pow"), _math.MatMul: _unary("MatMul"), _math.Neg: _unary("Neg"),
-    _math.Exp: _unary("Exp"), _math.Log: _unary("Log"), _math.Sqrt: _unary("Sqrt"), _math.Abs: _unary("Abs"),
+    _math.Add: _simple("Add"), _math.Sub: _simple("Sub"), _math.Mul: _simple("Mul"), _math.Div: _simple("Div"),
+    _math.Pow: _simple("Pow"), _math.MatMul: _simple("MatMul"), _math.Neg: _simple("Neg"),
+    _math.Exp: _simple("Exp"), _math.Log: _simple("Log"), _math.Sqrt: _simple("Sqrt"), _math.Abs: _simple("Abs"),
     _math.Cast: _emit_cast,
-    _act.ReLU: _unary("Relu"), _act.LeakyReLU: _emit_leaky_relu, _act.Sigmoid: _unary("Sigmoid"),
-    _act.Tanh: _unary("Tanh"), _act.Softmax: _emit_softmax("Softmax"), _act.LogSoftmax: _emit_softmax("LogSoftmax"),
+    _act.ReLU: _simple("Relu"), _act.LeakyReLU: _emit_leaky_relu, _act.Sigmoid: _simple("Sigmoid"),
+    _act.Tanh: _simple("Tanh"), _act.Softmax: _emit_softmax("Softmax"), _act.LogSoftmax: _emit_softmax("LogSoftmax"),
     _shape.Reshape: _emit_reshape, _shape.Transpose: _emit_transpose,
     _norm._BatchNormEval: _emit_batch_norm,
     _conv.Conv2d: _emit_conv, _conv.MaxPool2d: _emit_pool("MaxPool"), _conv.AvgPool2d: _emit_pool("AveragePool"),
@@ -293,11 +293,12 @@ def _trace(module: nn.Module, x: Tensor) -> tuple[Any, dict[int, str]]:
     """
     labels: dict[int, str] = {}
 
-    def label(out: Any, path: str) -> None:
+    def label(out: Any, path: str, given: set[int]) -> None:
+        # back from the layer's output to its inputs: what lies between was computed by this layer
         stack = [out] if isinstance(out, Tensor) else []
         while stack:
             t = stack.pop()
-            if t._ctx is None or id(t) in labels:
+            if t._ctx is None or id(t) in labels or id(t) in given:
                 continue
             labels[id(t)] = path
             stack.extend(t._ctx.inputs)
@@ -305,7 +306,7 @@ def _trace(module: nn.Module, x: Tensor) -> tuple[Any, dict[int, str]]:
     def wrap(forward: Callable[..., Any], path: str) -> Callable[..., Any]:
         def traced(*args: Any, **kwargs: Any) -> Any:
             out = forward(*args, **kwargs)
-            label(out, path)
+            label(out, path, {id(a) for a in (*args, *kwargs.values()) if isinstance(a, Tensor)})
             return out
         return traced
 
@@ -563,7 +564,8 @@ class _Builder:
         self.model = OnnxModel()
         self.arrays: dict[str, np.ndarray] = {}  # initializers and Constant outputs
         self.params: dict[str, nn.Parameter] = {}  # float initializers, once each
-        self.ranks: dict[str, int] = {}
+        self.ranks: dict[str, int] = {}  # tensor name -> rank, from ONNX shape inference
+        self.initializer_names: set[str] = set()
         self.counter = 0
 
     def fail(self, message: str) -> OnnxError:
@@ -640,8 +642,11 @@ class _Builder:
         self.initializer_names = {init.name for init in g.initializer}
         for init in g.initializer:
             self.arrays[init.name] = numpy_helper.to_array(init)
-        inferred = self.onnx.shape_inference.infer_shapes(self.proto)
-        for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        try:
+            inferred = self.onnx.shape_inference.infer_shapes(self.proto).graph
+        except Exception:  # ranks are only a hint; a node that needs one says so itself
+            inferred = g
+        for vi in [*inferred.input, *inferred.value_info, *inferred.output]:
             if vi.type.tensor_type.HasField("shape"):
                 self.ranks[vi.name] = len(vi.type.tensor_type.shape.dim)
         m = self.model
