@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run from its checkpoint, with the settings it was started with")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    t.add_argument("--distributed", action="store_true",
+                   help="share the run among the processes of `mpiexec -n K` (needs zerograd[mpi]); "
+                        "--batch-size stays the global batch")
     common(t)
 
     # --- evaluate ---
@@ -278,6 +281,15 @@ def _scheduler(name: str, optimizer: Any, epochs: int) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.distributed:
+        from .cli_distributed import train_distributed
+
+        return train_distributed(args, _train)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace, job: Any = None) -> int:
+    """The train command; `job` (cli_distributed.Job) when this process is one of an MPI job."""
     from .datasets.augment import RandomAffine
     from .io import require_safetensors
     from .models import save_model
@@ -297,7 +309,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     stem = out.with_suffix("") if out.suffix == ".safetensors" else out
     checkpoint = Path(f"{stem}.checkpoint.safetensors")
 
-    (x_train, t_train), (x_test, t_test) = _load_data(args.data, quiet=args.quiet)
+    speaks = job is None or job.is_main  # in an MPI job only rank 0 prints and writes files
+    (x_train, t_train), (x_test, t_test) = _load_data(args.data, quiet=args.quiet or not speaks)
     if args.resume:
         _check_input_size(model, x_train, args.data)
     else:
@@ -308,13 +321,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     epochs = args.epochs if args.epochs is not None else -(-args.iterations // batches)
     scheduler = _scheduler(args.schedule, optimizer, epochs)
     transform = RandomAffine(max_shift=2, max_degrees=10, seed=args.seed + 1) if args.augment else None
+    train_data, parallel = (x_train, t_train), None
+    if job is not None:  # every process is set up: each trains on its share of every batch
+        train_data, parallel = job.start_training(model, x_train, t_train, args.batch_size, args.seed, transform)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends in one TrainingDiverged line
         history = fit(
-            model, optimizer, (x_train, t_train), (x_test, t_test),
+            model, optimizer, train_data, (x_test, t_test),
             epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed,
-            scheduler=scheduler, transform=transform, early_stopping=args.early_stopping, checkpoint=checkpoint,
-            resume=args.resume, reporter=default_reporter(args.quiet), settings=settings,
+            scheduler=scheduler, transform=transform, early_stopping=args.early_stopping,
+            checkpoint=checkpoint if speaks else None, resume=args.resume,
+            reporter=default_reporter(args.quiet or not speaks), settings=settings, parallel=parallel,
         )
+    if not speaks:
+        return 0
     final = history.records[-1]
     results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
                "epochs": len(history), "iterations": final.iterations,

@@ -225,6 +225,25 @@ def default_reporter(quiet: bool = False, stream: TextIO | None = None) -> Repor
     return LineReporter(stream)
 
 
+# --- sharing a run among processes ----------------------------------------------------------------
+class Parallel:
+    """Hooks through which fit shares one run among several processes; this base class is one process.
+
+    zerograd.distributed.DistributedDataParallel implements them over MPI. fit's loader then yields
+    each process's share of every batch (possibly empty for a small last batch).
+    """
+
+    def start(self) -> None:
+        """Before the first step (after any resume): make every process's model identical."""
+
+    def sync_gradients(self, count: int) -> None:
+        """After backward: combine this process's gradients of `count` samples with the other processes'."""
+
+    def end_epoch(self, sums: list[float]) -> list[float]:
+        """After an epoch's last step, before evaluation: `sums` added over processes (and shared statistics)."""
+        return sums
+
+
 # --- checkpoints ---------------------------------------------------------------------------------
 def _split_arrays(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     """JSON-able copy of obj with every array moved into `arrays` under a dotted key."""
@@ -321,13 +340,15 @@ def fit(
     resume: str | Path | None = None,
     reporter: Reporter | None = None,
     settings: dict[str, Any] | None = None,
+    parallel: Parallel | None = None,
 ) -> History:
     """Trains `model` with `optimizer` for `epochs` passes (or `iterations` batches) over train_data.
 
     train_data is (x (N, ...), t (N,)) or a DataLoader; test_data (x, t) is evaluated after every
     epoch. `scheduler.step()` runs once per epoch. `early_stopping=k` stops after k epochs without a
     better test accuracy. With `checkpoint`, a checkpoint is written after every epoch; `resume`
-    continues from one. A NaN or infinite loss raises TrainingDiverged.
+    continues from one. A NaN or infinite loss raises TrainingDiverged. With `parallel` (see Parallel),
+    the run is shared among processes: train_data is then this process's loader of shards.
     """
     if (epochs is None) == (iterations is None):
         raise ZerogradError("fit needs exactly one of epochs= or iterations=")
@@ -362,6 +383,8 @@ def fit(
         if accs:
             best = max(accs)
             since_best = len(accs) - 1 - int(np.argmax(accs))
+    if parallel is not None:
+        parallel.start()
 
     model.train()
     try:
@@ -372,6 +395,16 @@ def fit(
             reporter.start_epoch(epoch, total_epochs, min(batches, total_iterations - iteration))
             loss_sum, correct, seen, steps = 0.0, 0, 0, 0
             for x, t in loader:
+                if parallel is not None and not len(t):
+                    # this process's share of a small last batch is empty: it only joins the gradient exchange
+                    optimizer.zero_grad()
+                    parallel.sync_gradients(0)
+                    optimizer.step()
+                    iteration += 1
+                    steps += 1
+                    if iteration >= total_iterations:
+                        break
+                    continue
                 logits = model(Tensor(x))
                 loss = loss_fn(logits, t)
                 loss_value = float(loss.data)
@@ -381,6 +414,8 @@ def fit(
                     )
                 optimizer.zero_grad()
                 loss.backward()
+                if parallel is not None:
+                    parallel.sync_gradients(len(t))
                 optimizer.step()
                 iteration += 1
                 steps += 1
@@ -392,6 +427,8 @@ def fit(
                 reporter.batch(loss_value, batch_correct / len(t))
                 if iteration >= total_iterations:
                     break
+            if parallel is not None:  # the epoch's metrics over every process's samples
+                loss_sum, correct, seen = parallel.end_epoch([loss_sum, correct, seen])
             test_loss = test_acc = None
             if test_data is not None:
                 result = evaluate(model, test_data[0], test_data[1])
