@@ -60,10 +60,12 @@ class Server:
                     raise
                 time.sleep(0.1)
 
-    def stop(self) -> tuple[int, str]:
-        """Ctrl-C, then the exit code and stderr."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+    def stop(self, presses: int = 1) -> tuple[int, str]:
+        """Ctrl-C (pressed `presses` times), then the exit code and stderr."""
+        for i in range(presses):
+            if self.proc.poll() is None:
+                time.sleep(0.05 if i else 0)  # separate presses, not one signal delivered twice
+                self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -73,12 +75,16 @@ class Server:
         return self.proc.returncode, self.proc.stderr.read()
 
 
-def test_ctrl_c_stops_cleanly():
-    server = Server()  # no MODEL: the most accurate pretrained model
-    [best] = load_served_models([])
-    assert server.stdout.startswith(f"model {best.name} ")
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_cleanly(presses):
+    if presses == 1:
+        server = Server()  # no MODEL: the most accurate pretrained model
+        [best] = load_served_models([])
+        assert server.stdout.startswith(f"model {best.name} ")
+    else:  # an impatient user; uvicorn ends at once on the second Ctrl-C
+        server = Server("pretrained:book-ch3")
     start = time.monotonic()
-    code, err = server.stop()
+    code, err = server.stop(presses)
     assert time.monotonic() - start < 10
     assert code in (0, 130) and "Traceback" not in err
     assert err == "zerograd serve: stopped\n"
@@ -145,6 +151,13 @@ def test_page_reads_drawn_and_uploaded_digits(browser, tmp_path):
         assert read_prediction(page) == "1"
         assert page.locator("#probabilities .row").count() == 10
         assert page.get_attribute("#probabilities .row.top", "data-digit") == "1"
+        # the predicted class's bar is drawn as long as its probability (of the bar's track)
+        page.wait_for_function("""() => {
+            const row = document.querySelector('#probabilities .row.top');
+            const p = parseFloat(row.querySelector('.value').textContent) / 100;
+            const drawn = row.querySelector('.bar').getBoundingClientRect().width
+                / row.querySelector('.track').getBoundingClientRect().width;
+            return p > 0.3 && Math.abs(drawn - p) < 0.02; }""", timeout=5000)
         assert min(canvas_sums(page)) > 0  # the 28x28 input and the saliency map are drawn
 
         page.click("#clear")

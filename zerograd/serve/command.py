@@ -63,7 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         acc = "unknown" if m.test_accuracy is None else f"{m.test_accuracy:.4f}"
         print(f"model {m.name} ({m.arch}, test accuracy {acc})")
     print(f"open {_url(args.host, port)} (Ctrl-C stops)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # No lifespan: the app needs no startup or shutdown hooks, and a cancelled lifespan task logs a traceback.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
