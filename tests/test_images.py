@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from zerograd.errors import DataError, ZerogradError
-from zerograd.images import load_digit_image, preprocess_digit_array
+from zerograd.images import load_digit_bytes, load_digit_image, preprocess_digit_array
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_TEST_IMAGES = REPO / "zerograd" / "datasets" / "data" / "t10k-images-idx3-ubyte.gz"
@@ -279,3 +279,18 @@ def test_missing_pillow_says_how_to_install(tmp_path: Path, monkeypatch: pytest.
         load_digit_image(tmp_path / "digit.png")
     with pytest.raises(ZerogradError, match=r'pip install "zerograd\[images\]"'):
         preprocess_digit_array(np.zeros((28, 28), np.uint8))
+
+
+def test_bytes_of_a_file_give_what_the_file_gives(tmp_path: Path, mnist: np.ndarray) -> None:
+    """load_digit_bytes (uploads) shares load_digit_image's decoding and preprocessing."""
+    for variant, (make, _) in VARIANTS.items():
+        path = make(tmp_path, mnist[DIGITS[0]])
+        np.testing.assert_array_equal(load_digit_bytes(path.read_bytes()), load_digit_image(path), err_msg=variant)
+    with pytest.raises(DataError, match="^the upload is not an image Pillow can read"):
+        load_digit_bytes(b"not a picture", where="the upload")
+    blank = io.BytesIO()
+    Image.new("L", (50, 50), 255).save(blank, "PNG")
+    with pytest.raises(DataError, match="^no digit found in the image: the image is blank"):
+        load_digit_bytes(blank.getvalue())
+    with pytest.raises(DataError, match=r"^the image is too large to be a digit image \(50x50 pixels\)"):
+        load_digit_bytes(blank.getvalue(), max_pixels=49 * 50)
