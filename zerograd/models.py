@@ -6,6 +6,7 @@ architecture: a model file stores it beside the weights, so loading needs no oth
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -149,13 +150,75 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     """Rebuilds an untrained model from its `config` dict (as stored in a model file)."""
     config = dict(config)
     arch = config.pop("arch", None)
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:  # a file may hold any JSON there
         known = ", ".join(ARCHITECTURES)
-        raise ModelFileError(f"unknown architecture {arch!r}: this zerograd knows {known}")
+        raise ModelFileError(f"unknown architecture {reprlib.repr(arch)}: this zerograd knows {known}")
     try:
         return ARCHITECTURES[arch](**config)
-    except TypeError as err:
-        raise ModelFileError(f"the {arch} configuration {config} does not fit this zerograd: {err}") from err
+    except (TypeError, ValueError, OverflowError) as err:
+        # reprlib: a configuration read from a file may be megabytes long; the message stays one short line.
+        raise ModelFileError(
+            f"the {arch} configuration {reprlib.repr(config)} does not fit this zerograd: {err}"
+        ) from err
+
+
+def _whole(value: Any, what: str) -> int:
+    """`value` if it is a positive whole number (not a bool), else ModelFileError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelFileError(f"the model configuration's {what} must be a positive whole number, "
+                             f"got {reprlib.repr(value)}; the file is damaged or was not written by zerograd")
+    return value
+
+
+def _weight_count(config: dict[str, Any]) -> int | None:
+    """Number of weights the model of `config` holds, from the config alone (None: no formula for its arch).
+
+    Computed on Python ints, without building anything: a file must not make zerograd allocate
+    a network it cannot hold the weights of.
+    """
+    arch = config.get("arch")
+    if arch == "mlp":
+        hidden = config.get("hidden", (100, 100))
+        if not isinstance(hidden, (list, tuple)):
+            raise ModelFileError(f"the model configuration's hidden must be a list of layer sizes, "
+                                 f"got {reprlib.repr(hidden)}")
+        sizes = [_whole(config.get("input_size", 784), "input_size"),
+                 *(_whole(h, "hidden layer size") for h in hidden),
+                 _whole(config.get("num_classes", 10), "num_classes")]
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if arch == "two-layer":
+        sizes = [_whole(config.get(k, d), k) for k, d in
+                 (("input_size", 784), ("hidden_size", 50), ("output_size", 10))]
+        return sizes[0] * sizes[1] + sizes[1] * sizes[2]
+    return None
+
+
+def check_config_fits(config: dict[str, Any], state: dict[str, np.ndarray], where: str) -> None:
+    """Refuse a configuration that describes more weights than the file's `state` holds, before building it."""
+    held = sum(int(np.asarray(v).size) for v in state.values())
+    needed = _weight_count(config)
+    what = "a network of {:,} weights"
+    if needed is None:  # no formula for this architecture: bound every size it names instead
+        needed, what = max(_ints(config), default=0), "a layer size of {:,}"
+    if needed > held:
+        raise ModelFileError(
+            f"{where}: its configuration describes {what.format(needed)} but the file holds "
+            f"only {held:,} values; the file is damaged or was not written by zerograd"
+        )
+
+
+def _ints(obj: Any) -> list[int]:
+    """Every integer inside a JSON value (iteratively: a hostile file may nest deeply)."""
+    found, stack = [], [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            found.append(item)
+    return found
 
 
 def input_size(model: nn.Module) -> int:
@@ -210,6 +273,7 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
         raise ModelFileError(f"{spec} holds no model configuration: it was not written by zerograd.save_model")
     if meta.get("kind") == "checkpoint":
         state = checkpoint_model_state(state)
+    check_config_fits(meta["config"], state, spec)
     model = build_model(meta["config"])
     try:
         model.load_state_dict(state)

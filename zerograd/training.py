@@ -23,9 +23,9 @@ from . import functional as F
 from . import nn
 from ._atomic import atomic_open
 from .datasets import DataLoader, TensorDataset
-from .errors import ShapeError, ZerogradError
+from .errors import ModelFileError, ShapeError, ZerogradError
 from .io import load_model_file, save_model_file
-from .models import CHECKPOINT_MODEL_PREFIX, checkpoint_model_state
+from .models import CHECKPOINT_MODEL_PREFIX, check_config_fits, checkpoint_model_state
 from .tensor import Tensor, no_grad
 
 
@@ -317,7 +317,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
             "resume from a *.checkpoint.safetensors file"
         )
     model_state = checkpoint_model_state(arrays)
-    meta["optimizer"] = _int_keys(_join_arrays(meta["optimizer"], arrays))
+    missing = [k for k in ("config", "epoch", "iteration", "history", "settings", "optimizer", "generators")
+               if k not in meta]
+    if missing or not isinstance(meta["config"], dict):
+        raise ModelFileError(f"{path} is a damaged training checkpoint (missing {', '.join(missing) or 'config'}); "
+                             "start the run again without --resume")
+    check_config_fits(meta["config"], model_state, str(path))  # before anything builds the network
+    try:
+        meta["optimizer"] = _int_keys(_join_arrays(meta["optimizer"], arrays))
+    except (KeyError, TypeError, RecursionError) as exc:  # a hand-edited or damaged header
+        raise ModelFileError(f"{path} is a damaged training checkpoint (optimizer state: {exc!r}); "
+                             "start the run again without --resume") from exc
     return model_state, meta
 
 
