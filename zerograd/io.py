@@ -19,9 +19,12 @@ from __future__ import annotations
 import codecs
 import errno
 import importlib
+import io
 import json
 import os
 import pickle
+import pickletools
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,9 @@ PRETRAINED: dict[str, str] = {
     "book-ch3": "the book's chapter 3 network 784-50-100-10 (sigmoid, softmax): W1 b1 W2 b2 W3 b3, float32",
 }
 
-_HEADER_LIMIT = 100 * 1024 * 1024  # safetensors' own cap on the JSON header size
+# safetensors caps its JSON header at 100 MB; zerograd's headers (architecture, settings, a checkpoint's
+# history) take kilobytes, and parsing 100 MB of JSON would cost several times that in memory.
+_HEADER_LIMIT = 16 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------------
@@ -79,14 +84,45 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 
 # Everything a pickled dict of NumPy arrays refers to, under the names NumPy 1 and NumPy 2 write.
 # Admission is by exact (module, name): numpy.save, say, is refused although numpy is trusted.
+class _NdarrayType:
+    """Stands for numpy.ndarray in a pickle: only _reconstruct may use it, nothing may call it.
+
+    NumPy pickles name ndarray only as the first argument of _reconstruct; calling it (by REDUCE or
+    NEWOBJ) would allocate an array of any shape the file names, so the real class is never handed out.
+    """
+
+
+_NDARRAY = _NdarrayType()
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """Stand-in for numpy's _reconstruct, admitting only the empty placeholder NumPy itself pickles."""
+    # NumPy always writes _reconstruct(ndarray, (0,), b'b') and then fills the array with BUILD, whose
+    # __setstate__ checks the data's length against the shape before allocating anything.
+    if subtype is not _NDARRAY or shape != (0,):
+        raise pickle.UnpicklingError("unexpected arguments to numpy's _reconstruct (not a plain array)")
+    return _numpy_core("multiarray", "_reconstruct")(np.ndarray, (0,), dtype)
+
+
+def _sized_by_content(kind: type) -> Any:
+    """bytes/bytearray that accept only content to copy: bytes(10**12) would allocate what a file asks."""
+
+    def make(*args: Any) -> Any:
+        if args and not isinstance(args[0], (str, bytes, bytearray)):
+            raise pickle.UnpicklingError(f"{kind.__name__} may only be rebuilt from its content in a book pickle")
+        return kind(*args)
+
+    return make
+
+
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "ndarray"): lambda: _NDARRAY,
     ("numpy", "dtype"): lambda: np.dtype,
     ("collections", "OrderedDict"): lambda: __import__("collections").OrderedDict,
     ("_codecs", "encode"): lambda: _latin1_encode,
 }
 for _core in ("numpy.core", "numpy._core"):
-    _ALLOWED_GLOBALS[(f"{_core}.multiarray", "_reconstruct")] = lambda: _numpy_core("multiarray", "_reconstruct")
+    _ALLOWED_GLOBALS[(f"{_core}.multiarray", "_reconstruct")] = lambda: _reconstruct
     _ALLOWED_GLOBALS[(f"{_core}.multiarray", "scalar")] = lambda: _numpy_core("multiarray", "scalar")
     _ALLOWED_GLOBALS[(f"{_core}.numeric", "_frombuffer")] = lambda: _numpy_core("numeric", "_frombuffer")
 _PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "bytearray", "bytes",
@@ -94,6 +130,19 @@ _PLAIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "bytearray", "bytes
 for _name in _PLAIN_TYPES:
     _ALLOWED_GLOBALS[("builtins", _name)] = lambda _name=_name: __import__("builtins").__dict__[_name]
     _ALLOWED_GLOBALS[("__builtin__", _name)] = _ALLOWED_GLOBALS[("builtins", _name)]  # Python 2 pickles
+for _kind in (bytes, bytearray):
+    _ALLOWED_GLOBALS[("builtins", _kind.__name__)] = _ALLOWED_GLOBALS[("__builtin__", _kind.__name__)] = (
+        lambda _kind=_kind: _sized_by_content(_kind)
+    )
+# The book's pickles hold a few hundred instructions. Refusing more than this bounds the memory
+# (an instruction of one byte can create a 60-byte object) and the nesting depth: hashing a dict key
+# nested 100,000 tuples deep overflows the C stack and kills Python outright.
+MAX_PICKLE_INSTRUCTIONS = 10_000
+
+
+def _shown(text: str) -> str:
+    """`text` for an error message: as is when short and printable, else quoted and cut (one short line)."""
+    return text if len(text) <= 200 and text.isprintable() else repr(text[:200])
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -109,7 +158,7 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         factory = _ALLOWED_GLOBALS.get((module, name))
         if factory is None:
             raise ModelFileError(
-                f"refusing to load {module}.{name} from {self._source}: book pickles may hold only "
+                f"refusing to load {_shown(module + '.' + name)} from {self._source}: book pickles may hold only "
                 "NumPy arrays, and this one asks to run other code (it may be malicious; "
                 "only load .pkl files from a source you trust, e.g. the book's repository)"
             )
@@ -122,6 +171,18 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         )
 
 
+def _check_pickle_size(data: bytes, path: Path) -> None:
+    """Refuse a pickle of more than MAX_PICKLE_INSTRUCTIONS instructions, reading it without running any."""
+    # pickletools.genops only decodes instructions (and checks each one's length against the data);
+    # it executes nothing, so this runs before the unpickler builds a single object.
+    for count, _ in enumerate(pickletools.genops(data), start=1):
+        if count > MAX_PICKLE_INSTRUCTIONS:
+            raise ModelFileError(
+                f"{path} holds more than {MAX_PICKLE_INSTRUCTIONS:,} pickle instructions; the book's weight "
+                "files hold a few hundred, so this is not one of them (it may be malicious)"
+            )
+
+
 def load_book_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Safely read one of the book's .pkl weight files -> {name: array} (e.g. W1 (784, 50), b1 (50,), ...)."""
     path = Path(path)
@@ -129,8 +190,9 @@ def load_book_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ModelFileError(f"{path} {what}; give the path of a .pkl weight file from the book")
     try:
-        with path.open("rb") as f:
-            obj = _ArraysOnlyUnpickler(f, str(path)).load()
+        data = path.read_bytes()
+        _check_pickle_size(data, path)
+        obj = _ArraysOnlyUnpickler(io.BytesIO(data), str(path)).load()
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or garbage input fails in many different ways
@@ -143,11 +205,12 @@ def load_book_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path} holds a {type(obj).__name__}, expected a dict of NumPy arrays as in the book")
     arrays: dict[str, np.ndarray] = {}
     for key, value in obj.items():
-        if not isinstance(key, str):
-            raise ModelFileError(f"{path} has a non-string key {key!r}; expected a dict of name -> NumPy array")
-        if not isinstance(value, np.ndarray) or value.dtype.hasobject:
+        if not isinstance(key, str):  # reprlib: a hostile key may be nested thousands deep or huge
+            raise ModelFileError(f"{path} has a non-string key {reprlib.repr(key)}; "
+                                 "expected a dict of name -> NumPy array")
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biufc":
             kind = f"an array of dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
-            raise ModelFileError(f"{path} entry {key!r} is {kind}; expected a numeric NumPy array")
+            raise ModelFileError(f"{path} entry {reprlib.repr(key)} is {kind}; expected a numeric NumPy array")
         arrays[key] = value
     return arrays
 
@@ -320,7 +383,7 @@ def _read_safetensors_metadata(data: bytes, path: Path) -> dict[str, str]:
         )
     try:
         header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise ModelFileError(f"{path} has a corrupt safetensors header ({exc}); {expected}") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} has a corrupt safetensors header (not a JSON object); {expected}")
@@ -355,9 +418,12 @@ def load_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
             f"{meta.get('zerograd_version', 'unknown')}); this zerograd reads format "
             f"{MODEL_FILE_FORMAT_VERSION!r} - upgrade zerograd to load it"
         )
+    config_text = meta.get("config", "")
+    if not isinstance(config_text, str):  # safetensors metadata is str -> str; a hand-made header may lie
+        raise ModelFileError(f"{path} has zerograd metadata that is not JSON text; save the model again")
     try:
-        config = json.loads(meta.get("config", ""))
-    except json.JSONDecodeError as exc:
+        config = json.loads(config_text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise ModelFileError(f"{path} has unreadable zerograd metadata ({exc}); save the model again") from exc
     if not isinstance(config, dict):
         raise ModelFileError(f"{path} has zerograd metadata that is not a JSON object; save the model again")

@@ -140,6 +140,9 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
             f"IDX file {name} has {len(data) - expected} bytes after the data that dimensions {shape} "
             f"of {dtype.name} describe; the file is damaged or its header is wrong"
         )
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        # An empty array (one dimension 0) whose other dimensions NumPy cannot even describe.
+        raise DataError(f"IDX file {name} has dimensions {shape} too large for any array; the header is damaged")
     array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
     # astype always copies: the result is writable and owns its memory (not a view of `data`).
     return array.astype(dtype.newbyteorder("="))
