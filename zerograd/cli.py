@@ -36,20 +36,24 @@ def _parser() -> argparse.ArgumentParser:
     # --- train ---
     t = sub.add_parser("train", help="train a network on MNIST (or another dataset) and save it",
                        description="Train a network and write a model file (safetensors).")
-    t.add_argument("--model", default="mlp", choices=["mlp"], help="architecture (default: mlp)")
-    t.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated (default: 256,128)")
-    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "sigmoid", "tanh"])
-    t.add_argument("--init", default="auto", help="weight init: auto, he, xavier, normal, or a std such as 0.01")
+    t.add_argument("--model", default="mlp", choices=["mlp", "simple-cnn", "deep-cnn"],
+                   help="architecture: mlp, or the book's simple-cnn (chapter 7) / deep-cnn (chapter 8); default: mlp")
+    t.add_argument("--hidden", default=None, help="mlp hidden layer sizes, comma-separated (default: 256,128)")
+    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "sigmoid", "tanh"],
+                   help="mlp hidden activation (the CNNs use ReLU)")
+    t.add_argument("--init", default="auto", help="mlp weight init: auto, he, xavier, normal, or a std such as 0.01")
     t.add_argument("--optimizer", default="adam",
                    choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
     t.add_argument("--lr", type=float, default=None, help="learning rate (default depends on the optimizer)")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--schedule", default="cosine", choices=["none", "step", "cosine"],
                    help="learning-rate schedule over the epochs (default: cosine)")
-    t.add_argument("--dropout", type=float, default=0.0, help="dropout probability after each hidden layer")
-    t.add_argument("--batchnorm", action="store_true", help="batch normalisation after each hidden Linear")
+    t.add_argument("--dropout", type=float, default=None,
+                   help="dropout probability after each hidden layer (default: none; deep-cnn: 0.5, as the book)")
+    t.add_argument("--batchnorm", action="store_true",
+                   help="batch normalisation after each hidden Linear (mlp) or each convolution (CNNs)")
     t.add_argument("--augment", action="store_true", help="random shifts and rotations of the training images")
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=None, help="default: 128 (mlp), 100 (CNNs, as the book)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the training set (default: 10)")
     length.add_argument("--iterations", type=int, default=None, help="train for this many mini-batches instead")
@@ -110,21 +114,16 @@ def _parser() -> argparse.ArgumentParser:
 
 # --- commands ------------------------------------------------------------------------------------
 def _load_data(name: str, quiet: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """((x_train, t_train), (x_test, t_test)) of a named dataset or folder, images flattened to (N, H*W)."""
+    """((x_train, t_train), (x_test, t_test)) of a named dataset or folder, images as (N, 1, H, W) in [0, 1]."""
     from .datasets import load_dataset
 
-    return load_dataset(name, normalize=True, flatten=True, progress=not quiet)
+    return load_dataset(name, normalize=True, flatten=False, progress=not quiet)
 
 
 def _check_input_size(model: Any, x: np.ndarray, data: str) -> None:
-    from .models import input_size
+    from .models import check_input
 
-    expected = input_size(model)
-    if x.shape[1] != expected:
-        raise ZerogradError(
-            f"the model expects {expected} input features but {data} images have {x.shape[1]}: "
-            "use data of the size it was trained on"
-        )
+    check_input(model, x, data)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -163,13 +162,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import functional as F
     from .images import load_digit_image
-    from .models import input_size, load_model
+    from .models import check_input, load_model
     from .tensor import Tensor, no_grad
 
     model, _ = load_model(args.model, args.arch)
-    if input_size(model) != 784:
-        raise ZerogradError(f"predict reads 28x28 digits (784 inputs) but the model expects {input_size(model)}")
-    images = np.stack([load_digit_image(path).reshape(784) for path in args.images])
+    check_input(model, np.zeros((1, 1, 28, 28), dtype=np.float32), "predict's 28x28 digits")
+    images = np.stack([load_digit_image(path).reshape(1, 28, 28) for path in args.images])
     with no_grad():
         probs = F.softmax(model(Tensor(images))).data
     results = [
@@ -226,7 +224,22 @@ _SETTINGS = ("model", "hidden", "activation", "init", "optimizer", "lr", "weight
 
 
 def _check_train_flags(args: argparse.Namespace) -> None:
-    """Refuses flag values a fresh run cannot use; defaults --epochs to 10."""
+    """Refuses flag values a fresh run cannot use; fills in the defaults that depend on --model."""
+    mlp = args.model == "mlp"
+    if not mlp:
+        given = [flag for flag, value, default in (("--hidden", args.hidden, None), ("--activation", args.activation,
+                 "relu"), ("--init", args.init, "auto")) if value != default]
+        if args.model == "simple-cnn" and args.dropout is not None:
+            given.append("--dropout")
+        if given:
+            raise ZerogradError(f"{', '.join(given)} set(s) the mlp's layers; --model {args.model} has the book's "
+                                "fixed layers: drop the flag or use --model mlp")
+    if args.hidden is None and mlp:
+        args.hidden = "256,128"
+    if args.dropout is None:
+        args.dropout = 0.5 if args.model == "deep-cnn" else 0.0
+    if args.batch_size is None:
+        args.batch_size = 128 if mlp else 100
     if args.epochs is None and args.iterations is None:
         args.epochs = 10
     if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
@@ -241,14 +254,19 @@ def _check_train_flags(args: argparse.Namespace) -> None:
         raise ZerogradError(f"--seed must be a whole number >= 0, got {args.seed}")
     if args.lr is not None and not (args.lr > 0 and np.isfinite(args.lr)):
         raise ZerogradError(f"--lr must be a positive number, got {args.lr}")
-    _parse_hidden(args.hidden)
+    if mlp:
+        _parse_hidden(args.hidden)
 
 
-def _new_model(args: argparse.Namespace, input_size: int, num_classes: int) -> Any:
-    """The network of a fresh run, sized for the data: input_size features in, num_classes out."""
-    from .models import MLP
+def _new_model(args: argparse.Namespace, image_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The network of a fresh run, sized for the data: images (C, H, W) in, num_classes out."""
+    from .models import MLP, DeepConvNet, SimpleConvNet
 
-    return MLP(input_size, _parse_hidden(args.hidden), num_classes, activation=args.activation,
+    if args.model == "simple-cnn":
+        return SimpleConvNet(image_shape, num_classes, batchnorm=args.batchnorm, seed=args.seed)
+    if args.model == "deep-cnn":
+        return DeepConvNet(image_shape, num_classes, dropout=args.dropout, batchnorm=args.batchnorm, seed=args.seed)
+    return MLP(int(np.prod(image_shape)), _parse_hidden(args.hidden), num_classes, activation=args.activation,
                dropout=args.dropout, batchnorm=args.batchnorm, init=_parse_init(args.init), seed=args.seed)
 
 
@@ -314,7 +332,7 @@ def _train(args: argparse.Namespace, job: Any = None) -> int:
     if args.resume:
         _check_input_size(model, x_train, args.data)
     else:
-        model = _new_model(args, x_train.shape[1], int(max(t_train.max(), t_test.max())) + 1)
+        model = _new_model(args, x_train.shape[1:], int(max(t_train.max(), t_test.max())) + 1)
         settings = {k: getattr(args, k) for k in _SETTINGS}
     optimizer = _optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     batches = -(-len(x_train) // args.batch_size)

@@ -49,7 +49,7 @@ class MLP(nn.Sequential):
             raise ZerogradError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
         if init == "auto":
             init = "he" if activation in ("relu", "leaky_relu") else "xavier"
-        rng = np.random.default_rng(seed)
+        rng = None if seed is None else np.random.default_rng(seed)  # None: the default generator
         layers: list[nn.Module] = [nn.Flatten()]
         sizes = [input_size, *hidden]
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
@@ -101,7 +101,7 @@ class TwoLayerNet(nn.Module):
         activation: str = "relu", weight_init_std: float | str = 0.01, seed: int | None = None,
     ) -> None:
         super().__init__()
-        rng = np.random.default_rng(seed)
+        rng = None if seed is None else np.random.default_rng(seed)  # None: the default generator
         self.fc1 = nn.Linear(input_size, hidden_size, generator=rng, init=weight_init_std)
         self.act = ACTIVATIONS[activation]()
         self.fc2 = nn.Linear(hidden_size, output_size, generator=rng, init=weight_init_std)
@@ -111,6 +111,9 @@ class TwoLayerNet(nn.Module):
         }
 
     def forward(self, x: Tensor) -> Tensor:
+        """(N, input_size), or images (N, C, H, W) flattened first -> logits (N, output_size)."""
+        if x.ndim > 2:
+            x = x.reshape(len(x), -1)
         return self.fc2(self.act(self.fc1(x)))
 
     def loss(self, x: Any, t: Any) -> Tensor:
@@ -139,10 +142,132 @@ class TwoLayerNet(nn.Module):
         return {name: p.grad for name, p in self.named_parameters()}
 
 
+def _conv_out(size: int, kernel: int, padding: int, stride: int = 1) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class SimpleConvNet(nn.Sequential):
+    """The book's chapter-7 SimpleConvNet: (N, C, H, W) images -> logits (N, num_classes).
+
+    conv (30 filters 5x5, stride 1, pad 0) -> [BatchNorm2d] -> ReLU -> max-pool 2x2 stride 2 ->
+    Linear (30*12*12 = 4320 for 28x28 digits) -> 100 -> ReLU -> Linear 100 -> num_classes.
+    He initialisation throughout (the book uses std 0.01).
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, filters: int = 30,
+        kernel_size: int = 5, hidden: int = 100, batchnorm: bool = False, seed: int | None = None,
+    ) -> None:
+        channels, height, width = input_shape
+        rng = None if seed is None else np.random.default_rng(seed)
+        pooled = [_conv_out(_conv_out(n, kernel_size, 0), 2, 0, 2) for n in (height, width)]
+        if min(pooled) < 1:
+            raise ZerogradError(f"simple-cnn needs images of at least {kernel_size + 1}x{kernel_size + 1} pixels, "
+                                f"got {height}x{width}")
+        layers: list[nn.Module] = [nn.Conv2d(channels, filters, kernel_size, generator=rng)]
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(filters))
+        layers += [
+            nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
+            nn.Linear(filters * pooled[0] * pooled[1], hidden, generator=rng), nn.ReLU(),
+            nn.Linear(hidden, num_classes, generator=rng),
+        ]
+        super().__init__(*layers)
+        self.config = {
+            "arch": "simple-cnn", "input_shape": [channels, height, width], "num_classes": num_classes,
+            "filters": filters, "kernel_size": kernel_size, "hidden": hidden, "batchnorm": batchnorm,
+        }
+
+
+class DeepConvNet(nn.Sequential):
+    """The book's chapter-8 DeepConvNet: (N, C, H, W) images -> logits (N, num_classes).
+
+    [conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> max-pool 2x2] x 3 with channels 16,16 / 32,32 / 64,64 and
+    paddings 1,1 / 1,2 / 1,1, then Linear (1024 for 28x28) -> 50 -> ReLU -> Dropout -> Linear 50 ->
+    num_classes -> Dropout, as in the book. `batchnorm` adds BatchNorm2d after each convolution.
+    Dropout here is inverted (scaled in training); the book's scales at inference (see load_book_deep_cnn).
+    """
+
+    CHANNELS = (16, 16, 32, 32, 64, 64)
+    PADDINGS = (1, 1, 1, 2, 1, 1)
+
+    def __init__(
+        self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, hidden: int = 50,
+        dropout: float = 0.5, batchnorm: bool = False, seed: int | None = None,
+    ) -> None:
+        channels, height, width = input_shape
+        rng = None if seed is None else np.random.default_rng(seed)
+        layers: list[nn.Module] = []
+        size = [height, width]
+        for i, (out, pad) in enumerate(zip(self.CHANNELS, self.PADDINGS)):
+            layers.append(nn.Conv2d(channels, out, 3, padding=pad, generator=rng))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU())
+            size = [_conv_out(n, 3, pad) for n in size]
+            if i % 2 == 1:
+                layers.append(nn.MaxPool2d(2, 2))
+                size = [_conv_out(n, 2, 0, 2) for n in size]
+            if min(size) < 1:
+                raise ZerogradError(f"deep-cnn needs images of at least 8x8 pixels, got {height}x{width}")
+            channels = out
+        layers += [nn.Flatten(), nn.Linear(channels * size[0] * size[1], hidden, generator=rng), nn.ReLU(),
+                   nn.Dropout(dropout, generator=rng), nn.Linear(hidden, num_classes, generator=rng),
+                   nn.Dropout(dropout, generator=rng)]
+        super().__init__(*layers)
+        self.config = {
+            "arch": "deep-cnn", "input_shape": [input_shape[0], height, width], "num_classes": num_classes,
+            "hidden": hidden, "dropout": dropout, "batchnorm": batchnorm,
+        }
+
+
+def _book_arrays(arrays: dict[str, np.ndarray], count: int, what: str) -> None:
+    names = [f"{p}{i}" for i in range(1, count + 1) for p in ("W", "b")]
+    missing = [k for k in names if k not in arrays]
+    if missing:
+        raise ModelFileError(f"the book's {what} weights need {', '.join(names)}; missing {', '.join(missing)}")
+
+
+def _load_book_layers(model: nn.Module, arrays: dict[str, np.ndarray], what: str,
+                      scale: dict[str, float] | None = None) -> nn.Module:
+    """Loads the book's W1.., b1.. into model's Conv2d and Linear layers in order (Linear W is (in, out))."""
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    _book_arrays(arrays, len(layers), what)
+    state = model.state_dict()
+    for i, (name, layer) in enumerate(layers, start=1):
+        w, b = np.asarray(arrays[f"W{i}"]), np.asarray(arrays[f"b{i}"])
+        w = w.T if isinstance(layer, nn.Linear) else w
+        factor = (scale or {}).get(f"W{i}", 1.0)
+        if tuple(w.shape) != tuple(layer.weight.shape) or b.shape != (w.shape[0],):
+            raise ModelFileError(f"the book's {what} W{i} {np.shape(arrays[f'W{i}'])} / b{i} {b.shape} do not fit "
+                                 f"layer {name} (weight {layer.weight.shape}): is this the right --arch?")
+        state[f"{name}.weight"] = (w * factor).astype(np.float32)
+        state[f"{name}.bias"] = (b * (scale or {}).get(f"b{i}", 1.0)).astype(np.float32)
+    model.load_state_dict(state)
+    return model
+
+
+def load_book_simple_cnn(model: nn.Module, arrays: dict[str, np.ndarray]) -> nn.Module:
+    """Loads the book's chapter-7 params.pkl (W1 conv (30,1,5,5), W2 (4320,100), W3 (100,10)) into a SimpleConvNet."""
+    return _load_book_layers(model, arrays, "SimpleConvNet")
+
+
+def load_book_deep_cnn(model: nn.Module, arrays: dict[str, np.ndarray]) -> nn.Module:
+    """Loads the book's chapter-8 deep_convnet_params.pkl (W1..W6 conv, W7 (1024,50), W8 (50,10)) into a DeepConvNet.
+
+    The book's dropout multiplies by 1 - 0.5 at inference, after the hidden layer and after the output;
+    ours is the identity at inference, so those factors are folded into the last layer:
+    W8 * 0.5 * 0.5 and b8 * 0.5 (powers of two: the scaling itself is exact).
+    """
+    return _load_book_layers(model, arrays, "DeepConvNet", scale={"W8": 0.25, "b8": 0.5})
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "book-ch3": book_ch3,
     "two-layer": TwoLayerNet,
+    "simple-cnn": SimpleConvNet,
+    "deep-cnn": DeepConvNet,
 }
 
 
@@ -229,7 +354,53 @@ def input_size(model: nn.Module) -> int:
     raise ZerogradError("model has no Linear layer, its input size is unknown")
 
 
-BOOK_ARCHS = {"book-ch3": (book_ch3, load_book_ch3_weights)}
+def input_shape(model: nn.Module) -> tuple[int, ...]:
+    """Shape of one input the model expects: (C, H, W) for the CNNs, (features,) for the MLPs."""
+    config = getattr(model, "config", None) or {}
+    if "input_shape" in config:
+        return tuple(config["input_shape"])
+    return (input_size(model),)
+
+
+def check_input(model: nn.Module, x: np.ndarray, data: str) -> np.ndarray:
+    """x (N, ...) reshaped to what `model` takes, or a ZerogradError naming both sizes."""
+    shape = input_shape(model)
+    if len(shape) == 1 and int(np.prod(x.shape[1:])) == shape[0]:
+        return x  # an MLP flattens whatever image shape it gets
+    if tuple(x.shape[1:]) != shape:
+        wanted = f"{shape[0]} input features" if len(shape) == 1 else f"images of shape {shape}"
+        raise ZerogradError(
+            f"the model expects {wanted} but {data} has inputs of shape {tuple(x.shape[1:])} "
+            f"({int(np.prod(x.shape[1:]))} values): use data of the size it was trained on"
+        )
+    return x
+
+
+BOOK_ARCHS = {
+    "book-ch3": (book_ch3, load_book_ch3_weights),
+    "simple-cnn": (SimpleConvNet, load_book_simple_cnn),
+    "deep-cnn": (DeepConvNet, load_book_deep_cnn),
+}
+# The book's weights shipped as npz (zerograd/pretrained/NAME.npz) and the test accuracy the book gives them.
+BOOK_PRETRAINED_ACCURACY = {"book-ch3": 0.9352}
+# Models trained with `zerograd train`, shipped as zerograd/pretrained/NAME.safetensors (README: how each was made).
+PRETRAINED_MODELS = {
+    "mlp": "the default MLP 784-256-128-10 (ReLU)",
+    "simple-cnn": "the book's SimpleConvNet (chapter 7)",
+    "deep-cnn": "the book's DeepConvNet (chapter 8)",
+}
+
+
+def list_pretrained() -> list[str]:
+    """Names usable as `pretrained:NAME` (and with load_pretrained)."""
+    return [*BOOK_PRETRAINED_ACCURACY, *PRETRAINED_MODELS]
+
+
+def load_pretrained(name: str) -> nn.Module:
+    """A pretrained model shipped with zerograd, in eval mode: "book-ch3", "mlp", "simple-cnn" or "deep-cnn"."""
+    return load_model(f"pretrained:{name}")[0]
+
+
 CHECKPOINT_MODEL_PREFIX = "model."  # a training checkpoint keeps the model's weights under this prefix
 
 
@@ -257,7 +428,19 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
     spec = str(spec)
     if spec.startswith("pretrained:"):
         name = spec.split(":", 1)[1]
-        return _book_model(name, load_pretrained_arrays(name)), {"kind": "model", "config": {"arch": name}}
+        if name in BOOK_PRETRAINED_ACCURACY:
+            results = {"test_accuracy": BOOK_PRETRAINED_ACCURACY[name]}
+            model = _book_model(name, load_pretrained_arrays(name))
+            return model, {"kind": "model", "config": {"arch": name}, "training": {"results": results}}
+        if name not in PRETRAINED_MODELS:
+            raise ModelFileError(f"no pretrained model named {name!r}; available: {', '.join(list_pretrained())}")
+        from importlib.resources import as_file, files
+
+        with as_file(files("zerograd").joinpath("pretrained", f"{name}.safetensors")) as path:
+            if not path.is_file():
+                raise ModelFileError(f"the pretrained file zerograd/pretrained/{name}.safetensors is missing "
+                                     "from this installation; reinstall zerograd")
+            return load_model(path)
     if spec.lower().endswith(".onnx"):
         from .onnx import load_model_onnx  # imported only for .onnx files: the onnx extra stays optional
 
