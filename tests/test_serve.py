@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import subprocess
 import sys
 
@@ -260,6 +261,13 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert main(["serve", str(tmp_path / "missing.safetensors"), "--port", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("zerograd serve: error: ") and err.count("\n") == 1 and "missing.safetensors" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "pretrained:book-ch3", "--port", str(port)]) == 1
+    assert capsys.readouterr().err == (f"zerograd serve: error: cannot listen on 127.0.0.1:{port} (Address already in "
+                                       "use); choose another --port\n")
 
 
 def test_missing_extra_names_the_install_command():
