@@ -457,7 +457,10 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
     if meta.get("kind") == "checkpoint":
         state = checkpoint_model_state(state)
     check_config_fits(meta["config"], state, spec)
-    model = build_model(meta["config"])
+    try:
+        model = build_model(meta["config"])
+    except ZerogradError as err:  # an activation or init this zerograd lacks: name the file it came from
+        raise ModelFileError(f"{spec}: {err}") from err
     try:
         model.load_state_dict(state)
     except ZerogradError as err:
