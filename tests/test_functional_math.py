@@ -313,7 +313,7 @@ def test_pytorch_dim_and_keepdim_names_are_accepted():
 
     x = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
     assert np.array_equal(F.sum(x, dim=1, keepdim=True).data, [[3], [12]])
-    assert np.array_equal(x.max(dim=0).data, [3, 4, 5])
+    assert np.array_equal(x.max(dim=0).values.data, [3, 4, 5])  # with dim, (values, indices) as in PyTorch
     assert np.allclose(F.softmax(x, dim=0).data.sum(axis=0), 1)
     assert F.cat([x, x], dim=1).shape == (2, 6) and F.stack([x, x], dim=1).shape == (2, 2, 3)
 

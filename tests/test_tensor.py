@@ -36,7 +36,7 @@ def test_attributes():
     assert isinstance(x.data, np.ndarray)
     assert x.grad is None
     assert x.requires_grad is True
-    assert x.shape == (1, 3) and x.ndim == 2 and x.size == 3 and len(x) == 1
+    assert x.shape == (1, 3) and x.ndim == 2 and x.size() == (1, 3) and x.numel() == 3 and len(x) == 1
     assert x.dtype == np.float32
     assert x.is_leaf
     assert Tensor([1.0]).requires_grad is False

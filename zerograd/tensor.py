@@ -108,10 +108,6 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
-
-    @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
@@ -132,8 +128,8 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ZerogradError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous: use .any() or .all() "
-                "on .data, or compare one element"
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous: use .any() or .all(), "
+                "or compare one element"
             )
         return bool(self.data)
 

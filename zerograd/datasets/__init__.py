@@ -1,5 +1,5 @@
 """Datasets for zerograd: the bundled MNIST (book-compatible load_mnist), Fashion-MNIST and KMNIST
-downloads, IDX files, and a NumPy DataLoader. Depends only on NumPy and zerograd.errors."""
+downloads, IDX files, and a NumPy DataLoader. Depends only on NumPy, zerograd.errors and zerograd.random."""
 
 from zerograd.datasets.augment import (
     RandomAffine,
@@ -11,7 +11,7 @@ from zerograd.datasets.augment import (
 )
 from zerograd.datasets.download import cache_dir, download_file, file_digest, verify_file
 from zerograd.datasets.idx import idx_sha256, parse_idx, read_idx, write_idx
-from zerograd.datasets.loader import DataLoader, Dataset, TensorDataset
+from zerograd.datasets.loader import DataLoader, Dataset, Subset, TensorDataset, random_split
 from zerograd.datasets.mnist import (
     DATASETS,
     FILE_STEMS,
@@ -32,6 +32,7 @@ __all__ = [
     "RandomAffine",
     "RandomRotation",
     "RandomShift",
+    "Subset",
     "TensorDataset",
     "affine_images",
     "cache_dir",
@@ -44,6 +45,7 @@ __all__ = [
     "load_idx_folder",
     "load_mnist",
     "parse_idx",
+    "random_split",
     "read_idx",
     "rotate_images",
     "shift_images",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from zerograd.errors import ShapeError, ZerogradError
+from zerograd.random import rng as _rng
 
 Batch = tuple[np.ndarray, ...]
 
@@ -76,7 +77,8 @@ class DataLoader:
     """Iterates over a dataset in batches of tuples of NumPy arrays, optionally shuffled anew each epoch.
 
     `generator` (a numpy Generator) or `seed` (an int) makes shuffling reproducible: the same seed
-    gives the same sequence of epochs. `transform` maps the first array of each batch (the inputs,
+    gives the same sequence of epochs; without either, the order comes from zerograd's default
+    generator (see zerograd.manual_seed). `transform` maps the first array of each batch (the inputs,
     e.g. (N,784) or (N,1,28,28)) to new inputs, e.g. an augmentation from zerograd.datasets.augment.
     """
 
@@ -105,7 +107,8 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        # neither: shuffle from zerograd's default generator, so zerograd.manual_seed repeats the order
+        self.generator = generator if generator is not None else _rng(seed)
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -132,3 +135,46 @@ class DataLoader:
             if self.transform is not None:
                 batch = (np.asarray(self.transform(batch[0])), *batch[1:])
             yield batch
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order: subset[i] == dataset[indices[i]]."""
+
+    def __init__(self, dataset: Dataset | Any, indices: Any) -> None:
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getattr__(self, name: str) -> Any:
+        # get_batch only when the dataset has one, so DataLoader's check for it stays truthful
+        dataset = self.__dict__.get("dataset")
+        if name == "get_batch" and hasattr(dataset, "get_batch"):
+            return lambda indices: dataset.get_batch(self.indices[indices])
+        raise AttributeError(name)
+
+
+def random_split(
+    dataset: Dataset | Any, lengths: Any, generator: np.random.Generator | int | None = None
+) -> list[Subset]:
+    """Disjoint random Subsets of the given lengths (counts summing to len(dataset), or fractions summing to 1)."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(isinstance(x, float) for x in lengths) and math.isclose(sum(lengths), 1.0):
+        counts = [int(math.floor(n * f)) for f in lengths]
+        for k in range(n - sum(counts)):  # the remainder goes round-robin, as in PyTorch
+            counts[k % len(counts)] += 1
+    else:
+        counts = [int(x) for x in lengths]
+    if any(c < 0 for c in counts) or sum(counts) != n:
+        raise ZerogradError(
+            f"random_split: lengths {lengths} must be counts adding up to the dataset's {n} samples, "
+            "or fractions adding up to 1"
+        )
+    order = _rng(generator).permutation(n)
+    bounds = np.cumsum([0] + counts)
+    return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]

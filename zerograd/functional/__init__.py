@@ -7,7 +7,27 @@ tensor.py stays only the graph machinery.
 import numpy as np
 
 from ..tensor import Tensor
+from . import methods as _methods
 from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .compare import (
+    all,
+    allclose,
+    any,
+    eq,
+    equal,
+    ge,
+    gt,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    le,
+    logical_and,
+    logical_not,
+    logical_or,
+    lt,
+    ne,
+)
 from .conv import avg_pool2d, conv2d, im2col, max_pool2d
 from .loss import (
     binary_cross_entropy,
@@ -17,28 +37,63 @@ from .loss import (
     nll_loss,
 )
 from .math import (
+    ValuesIndices,
     abs,
     add,
+    amax,
+    amin,
+    argmax,
+    argmin,
     as_tensor,
     cast,
+    clamp,
+    clamp_max,
+    clamp_min,
     clip,
     div,
     exp,
+    gather,
     linear,
     log,
+    logsumexp,
+    masked_fill,
     matmul,
     max,
+    maximum,
     mean,
     min,
+    minimum,
     mul,
     neg,
     pow,
     sqrt,
+    std,
     sub,
     sum,
+    var,
+    where,
 )
+from .methods import clone, is_floating_point, is_tensor, numel
 from .norm import batch_norm, dropout
-from .shape import broadcast_to, cat, concatenate, flatten, getitem, permute, reshape, stack, transpose
+from .shape import (
+    broadcast_to,
+    cat,
+    chunk,
+    concatenate,
+    expand,
+    flatten,
+    getitem,
+    permute,
+    repeat,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    t,
+    transpose,
+    unsqueeze,
+    view,
+)
 
 __all__ = [
     "abs", "add", "as_tensor", "avg_pool2d", "cast", "batch_norm", "conv2d", "im2col", "max_pool2d",
@@ -47,7 +102,21 @@ __all__ = [
     "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul", "max", "mean", "min", "mse_loss",
     "mul", "neg", "nll_loss", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack",
     "sub", "sum", "tanh", "transpose",
+    "ValuesIndices", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clamp_max",
+    "clamp_min", "clone", "eq", "equal", "expand", "gather", "ge", "gt", "is_floating_point", "is_tensor", "isclose",
+    "isfinite", "isinf", "isnan", "le", "logical_and", "logical_not", "logical_or", "logsumexp", "lt", "masked_fill",
+    "maximum", "minimum", "ne", "numel", "repeat", "split", "squeeze", "std", "t", "unsqueeze", "var", "view",
+    "where",
 ]
+
+
+def _compare(fn):  # noqa: ANN001, ANN202
+    def method(self, other):  # noqa: ANN001, ANN202
+        if other is None or isinstance(other, str):  # not comparable: Python falls back to identity
+            return NotImplemented
+        return fn(self, other)
+
+    return method
 
 
 def _bind_tensor_methods() -> None:
@@ -75,13 +144,24 @@ def _bind_tensor_methods() -> None:
     T.reshape, T.flatten, T.transpose, T.permute = reshape, flatten, transpose, permute
     T.relu, T.sigmoid, T.tanh, T.softmax, T.log_softmax = relu, sigmoid, tanh, softmax, log_softmax
     T.T = property(lambda self: transpose(self))
-    # comparisons give plain boolean arrays: they have no gradient
-    T.__eq__ = lambda self, other: self.data == (other.data if isinstance(other, Tensor) else other)
-    T.__lt__ = lambda self, other: self.data < (other.data if isinstance(other, Tensor) else other)
-    T.__gt__ = lambda self, other: self.data > (other.data if isinstance(other, Tensor) else other)
-    T.__le__ = lambda self, other: self.data <= (other.data if isinstance(other, Tensor) else other)
-    T.__ge__ = lambda self, other: self.data >= (other.data if isinstance(other, Tensor) else other)
+    T.__abs__ = abs
+    T.clamp, T.clamp_min, T.clamp_max, T.masked_fill, T.where = clamp, clamp_min, clamp_max, masked_fill, where
+    T.argmax, T.argmin, T.amax, T.amin, T.gather = argmax, argmin, amax, amin, gather
+    T.var, T.std, T.logsumexp, T.maximum, T.minimum = var, std, logsumexp, maximum, minimum
+    T.view, T.unsqueeze, T.squeeze, T.expand, T.repeat, T.t = view, unsqueeze, squeeze, expand, repeat, t
+    T.split, T.chunk = split, chunk
+    T.expand_as = lambda self, other: expand(self, other.shape)
+    T.view_as = lambda self, other: view(self, other.shape)
+    T.reshape_as = lambda self, other: reshape(self, other.shape)
+    # comparisons give boolean Tensors: they have no gradient
+    T.__eq__, T.__ne__, T.__lt__, T.__gt__, T.__le__, T.__ge__ = map(_compare, (eq, ne, lt, gt, le, ge))
     T.__hash__ = object.__hash__
+    T.eq, T.ne, T.lt, T.gt, T.le, T.ge = eq, ne, lt, gt, le, ge
+    T.all, T.any, T.isnan, T.isinf, T.isfinite, T.allclose, T.equal = all, any, isnan, isinf, isfinite, allclose, equal
+    T.__and__, T.__or__, T.__xor__ = logical_and, logical_or, lambda self, other: ne(self.bool(), other.bool())
+    T.__invert__ = logical_not
+    T.logical_and, T.logical_or, T.logical_not = logical_and, logical_or, logical_not
+    _methods.bind(T)
 
 
 _bind_tensor_methods()

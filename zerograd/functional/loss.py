@@ -1,4 +1,8 @@
-"""Loss functions, each reducing to the mean over the mini-batch as the book and PyTorch do."""
+"""Loss functions: the mean over the mini-batch by default, as the book and PyTorch do.
+
+Each takes PyTorch's `reduction=`: "mean" (default), "sum", or "none" (one loss per sample, or per
+element for the elementwise losses).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
 from .activation import _log_softmax, _sigmoid
 from .math import as_tensor, mean
@@ -14,6 +18,28 @@ from .math import as_tensor, mean
 
 def _target_array(target: Any) -> np.ndarray:
     return target.data if isinstance(target, Tensor) else np.asarray(target)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(name: str, reduction: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ZerogradError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def _reduce(losses: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "mean":
+        return np.asarray(losses.mean(), dtype=losses.dtype)
+    return np.asarray(losses.sum(), dtype=losses.dtype) if reduction == "sum" else losses
+
+
+def _scale(grad: np.ndarray, g: np.ndarray, reduction: str, count: int) -> np.ndarray:
+    """The upstream gradient of a reduction applied to per-element gradients `grad`."""
+    if reduction == "none":
+        return grad * g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))
+    return grad * (g / count if reduction == "mean" else g)
 
 
 def _same_shape(name: str, input: Any, target: Any) -> tuple[Tensor, np.ndarray]:
@@ -24,17 +50,19 @@ def _same_shape(name: str, input: Any, target: Any) -> tuple[Tensor, np.ndarray]
     return input, target
 
 
-def mse_loss(input: Tensor, target: Any) -> Tensor:
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean of (input - target)**2 over all elements, as torch's mse_loss; shapes must match."""
+    _check_reduction("mse_loss", reduction)
     input, target = _same_shape("mse_loss", input, target)
     diff = input - as_tensor(target.astype(input.dtype, copy=False))
-    return mean(diff * diff)
+    squared = diff * diff
+    return mean(squared) if reduction == "mean" else squared.sum() if reduction == "sum" else squared
 
 
 class CrossEntropy(Function):
     """Softmax and cross-entropy fused: the gradient is simply (softmax - target) / N."""
 
-    def forward(self, logits, target):
+    def forward(self, logits, target, reduction="mean"):
         if logits.ndim != 2:
             raise ShapeError(f"cross_entropy expects logits of shape (N, C), got {logits.shape}: flatten them first")
         n = logits.shape[0]
@@ -47,18 +75,18 @@ class CrossEntropy(Function):
                     f"cross_entropy: labels must lie in 0..{logits.shape[1] - 1}, got {target.min()}..{target.max()}"
                 )
             self.labels = target
-            loss = -logp[np.arange(n), target].mean()
+            losses = -logp[np.arange(n), target]
         elif target.shape == logits.shape:
             self.labels = None
             self.onehot = target.astype(logits.dtype, copy=False)
-            loss = -(self.onehot * logp).sum() / n
+            losses = -(self.onehot * logp).sum(axis=1)
         else:
             raise ShapeError(
                 f"cross_entropy: target of shape {target.shape} fits neither integer labels ({n},) "
                 f"nor one-hot/probabilities {logits.shape}"
             )
-        self.logp = logp
-        return np.asarray(loss, dtype=logits.dtype)
+        self.logp, self.reduction = logp, reduction
+        return _reduce(losses, reduction)
 
     def backward(self, g):
         grad = np.exp(self.logp)
@@ -68,66 +96,76 @@ class CrossEntropy(Function):
         else:
             # d/dx of -sum(t log softmax(x)) is softmax(x) * sum(t) - t; sum(t) is 1 for one-hot rows
             grad = grad * self.onehot.sum(axis=1, keepdims=True) - self.onehot
-        grad *= g / n
-        return grad
+        if self.reduction == "mean":
+            grad *= g / n
+            return grad
+        return _scale(grad, g, self.reduction, n)
 
 
-def cross_entropy(input: Tensor, target: Any) -> Tensor:
-    """Mean cross-entropy of logits (N, C) against labels (N,) or one-hot/probabilities (N, C)."""
-    return CrossEntropy.apply(as_tensor(input), target=_target_array(target))
+def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of logits (N, C) against labels (N,) or one-hot/probabilities (N, C): mean, sum or (N,)."""
+    if reduction == "mean":  # the benchmarked path: no extra checks
+        return CrossEntropy.apply(as_tensor(input), target=_target_array(target))
+    _check_reduction("cross_entropy", reduction)
+    return CrossEntropy.apply(as_tensor(input), target=_target_array(target), reduction=reduction)
 
 
 class NLLLoss(Function):
-    def forward(self, logp, target):
+    def forward(self, logp, target, reduction="mean"):
         if target.shape != logp.shape[:1] or (len(target) and (target.min() < 0 or target.max() >= logp.shape[1])):
             raise ShapeError(f"nll_loss: needs labels (N,) in 0..{logp.shape[1] - 1} for input {logp.shape}")
-        self.shape, self.labels = logp.shape, target
-        return np.asarray(-logp[np.arange(len(target)), target].mean(), dtype=logp.dtype)
+        self.shape, self.labels, self.reduction = logp.shape, target, reduction
+        return _reduce(-logp[np.arange(len(target)), target], reduction)
 
     def backward(self, g):
         grad = np.zeros(self.shape, dtype=g.dtype)
-        grad[np.arange(len(self.labels)), self.labels] = -g / len(self.labels)
+        n = len(self.labels)
+        scale = -g / n if self.reduction == "mean" else -g
+        grad[np.arange(n), self.labels] = scale
         return grad
 
 
-def nll_loss(input: Tensor, target: Any) -> Tensor:
-    """Mean negative log-likelihood of log-probabilities (N, C) at integer labels (N,)."""
-    return NLLLoss.apply(as_tensor(input), target=_target_array(target).astype(np.int64))
+def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) at integer labels (N,): mean, sum or (N,)."""
+    _check_reduction("nll_loss", reduction)
+    return NLLLoss.apply(as_tensor(input), target=_target_array(target).astype(np.int64), reduction=reduction)
 
 
 class BinaryCrossEntropy(Function):
     """-mean(t log p + (1 - t) log(1 - p)) on probabilities p, logs clamped at -100 as in PyTorch."""
 
-    def forward(self, p, target):
-        self.p, self.t = p, target.astype(p.dtype, copy=False)
+    def forward(self, p, target, reduction="mean"):
+        self.p, self.t, self.reduction = p, target.astype(p.dtype, copy=False), reduction
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(p), -100)
             log_1p = np.maximum(np.log(1 - p), -100)
-        return np.asarray(-(self.t * log_p + (1 - self.t) * log_1p).mean(), dtype=p.dtype)
+        return _reduce(-(self.t * log_p + (1 - self.t) * log_1p), reduction)
 
     def backward(self, g):
         p, eps = self.p, 1e-12
-        return g * (p - self.t) / np.maximum(p * (1 - p), eps) / p.size
+        return _scale((p - self.t) / np.maximum(p * (1 - p), eps), g, self.reduction, p.size)
 
 
-def binary_cross_entropy(input: Tensor, target: Any) -> Tensor:
-    """Mean binary cross-entropy of probabilities in (0, 1) against targets in [0, 1], same shape."""
+def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of probabilities in (0, 1) against targets in [0, 1], same shape: mean, sum or each."""
+    _check_reduction("binary_cross_entropy", reduction)
     input, target = _same_shape("binary_cross_entropy", input, target)
-    return BinaryCrossEntropy.apply(input, target=target)
+    return BinaryCrossEntropy.apply(input, target=target, reduction=reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Any) -> Tensor:
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """binary_cross_entropy(sigmoid(input), target) computed stably from logits."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
     input, target = _same_shape("binary_cross_entropy_with_logits", input, target)
-    return BinaryCrossEntropyWithLogits.apply(input, target=target)
+    return BinaryCrossEntropyWithLogits.apply(input, target=target, reduction=reduction)
 
 
 class BinaryCrossEntropyWithLogits(Function):
-    def forward(self, x, target):
-        self.x, self.t = x, target.astype(x.dtype, copy=False)
+    def forward(self, x, target, reduction="mean"):
+        self.x, self.t, self.reduction = x, target.astype(x.dtype, copy=False), reduction
         # log(1 + exp(-|x|)) + max(x, 0) - x t: no overflow for any x
         loss = np.maximum(x, 0) - x * self.t + np.log1p(np.exp(-np.abs(x)))
-        return np.asarray(loss.mean(), dtype=x.dtype)
+        return _reduce(loss, reduction)
 
     def backward(self, g):
-        return g * (_sigmoid(self.x) - self.t) / self.x.size
+        return _scale(_sigmoid(self.x) - self.t, g, self.reduction, self.x.size)

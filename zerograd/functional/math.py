@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
 
 Axis = int | tuple[int, ...] | None
@@ -314,20 +315,246 @@ def mean(
     return Mean.apply(as_tensor(a), axis=axis, keepdims=keepdims)
 
 
+class ValuesIndices(NamedTuple):
+    """What max(dim)/min(dim) return, as torch.return_types.max: the values and where they are (int64)."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _extreme(
+    a: Any, dim: Any, keepdim: bool, axis: Axis, keepdims: bool | None, arg: Any, reduce: type[Max], pair: Any
+) -> Any:
+    if isinstance(dim, (Tensor, np.ndarray)):  # torch.max(a, b) is the elementwise maximum
+        return pair(a, dim)
+    a = as_tensor(a)
+    if dim is None or isinstance(dim, tuple):  # NumPy style: the values only, over any axes
+        axis = dim if axis is None else axis
+        return reduce.apply(a, axis=axis, keepdims=bool(keepdim if keepdims is None else keepdims))
+    idx = np.expand_dims(arg(a.data, axis=dim), dim)
+    values = gather(a, dim, idx)
+    indices = Tensor._wrap(idx.astype(np.int64, copy=False))
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return ValuesIndices(values, indices)
+
+
 def max(
-    a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
-) -> Tensor:
-    """Maximum over `axis` (values only; use argmax on .data for indices)."""
-    axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
-    return Max.apply(as_tensor(a), axis=axis, keepdims=keepdims)
+    a: Tensor, dim: int | Tensor | None = None, keepdim: bool = False, *, axis: Axis = None,
+    keepdims: bool | None = None,
+) -> Any:
+    """As torch.max: the largest value (0-d); with an int dim, (values, indices) along it; with a Tensor, maximum.
+
+    NumPy's `axis=` (ints or tuples) gives the values only; ties share the gradient equally there,
+    while max(dim) sends it to the returned index, as PyTorch does.
+    """
+    return _extreme(a, dim, keepdim, axis, keepdims, np.argmax, Max, maximum)
 
 
 def min(
-    a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+    a: Tensor, dim: int | Tensor | None = None, keepdim: bool = False, *, axis: Axis = None,
+    keepdims: bool | None = None,
+) -> Any:
+    """As torch.min: the smallest value (0-d); with an int dim, (values, indices) along it; with a Tensor, minimum."""
+    return _extreme(a, dim, keepdim, axis, keepdims, np.argmin, Min, minimum)
+
+
+def amax(a: Tensor, dim: Axis = None, keepdim: bool = False) -> Tensor:
+    """Largest values over `dim` (int, tuple or None for all); ties share the gradient."""
+    return Max.apply(as_tensor(a), axis=dim, keepdims=keepdim)
+
+
+def amin(a: Tensor, dim: Axis = None, keepdim: bool = False) -> Tensor:
+    """Smallest values over `dim` (int, tuple or None for all); ties share the gradient."""
+    return Min.apply(as_tensor(a), axis=dim, keepdims=keepdim)
+
+
+def argmax(a: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """int64 index of the largest value along `dim` (of the flattened tensor when None); no gradient."""
+    return _arg(np.argmax, a, dim, keepdim)
+
+
+def argmin(a: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """int64 index of the smallest value along `dim` (of the flattened tensor when None); no gradient."""
+    return _arg(np.argmin, a, dim, keepdim)
+
+
+def _arg(fn: Any, a: Any, dim: int | None, keepdim: bool) -> Tensor:
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    out = fn(data, axis=dim, keepdims=keepdim) if dim is not None else fn(data)
+    if dim is None and keepdim:
+        out = np.reshape(out, (1,) * data.ndim)
+    return Tensor._wrap(np.asarray(out, dtype=np.int64))
+
+
+class Gather(Function):
+    """out[..., i, ...] = a[..., index[..., i, ...], ...] along one axis, as torch.gather."""
+
+    def forward(self, a, axis, index):
+        self.shape, self.axis, self.index = a.shape, axis, index
+        return np.take_along_axis(a, index, axis)
+
+    def backward(self, g):
+        grad = np.zeros(self.shape, dtype=g.dtype)
+        where = list(np.ix_(*[np.arange(n) for n in self.index.shape]))
+        where[self.axis] = self.index
+        np.add.at(grad, tuple(where), g)  # an index may repeat: gradients add up
+        return grad
+
+
+def gather(a: Tensor, dim: int, index: Any) -> Tensor:
+    """Values of a picked along `dim` by an integer index of a's rank, as torch.gather; output has index's shape."""
+    index = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if index.ndim != a.ndim or index.dtype.kind not in "iu":
+        raise ShapeError(
+            f"gather: index must be an integer tensor with as many dimensions as the input ({a.ndim}), "
+            f"got {index.dtype} of shape {index.shape}"
+        )
+    return Gather.apply(as_tensor(a), axis=dim % a.ndim, index=index)
+
+
+# --- elementwise maximum, where, clamp ------------------------------------------------------
+class Maximum(Function):
+    """Elementwise larger of a and b; at ties each gets half the gradient, as PyTorch."""
+
+    pick = staticmethod(np.greater)
+
+    def forward(self, a, b):
+        out = np.maximum(a, b) if self.pick is np.greater else np.minimum(a, b)
+        self.first = np.where(a == b, 0.5, self.pick(a, b)).astype(out.dtype, copy=False)
+        return out
+
+    def backward(self, g):
+        ga = g * self.first if self.needs_input_grad[0] else None
+        gb = g * (1 - self.first) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Minimum(Maximum):
+    pick = staticmethod(np.less)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum with broadcasting."""
+    return Maximum.apply(*_pair(a, b))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum with broadcasting."""
+    return Minimum.apply(*_pair(a, b))
+
+
+class Where(Function):
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return np.where(condition, a, b)
+
+    def backward(self, g):
+        ga = np.where(self.condition, g, 0) if self.needs_input_grad[0] else None
+        gb = np.where(self.condition, 0, g) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """input where condition is true, else other (all three broadcast together); gradients flow to both."""
+    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    return Where.apply(*_pair(input, other), condition=condition.astype(bool, copy=False))
+
+
+class MaskedFill(Function):
+    def forward(self, a, mask, value):
+        self.mask = mask
+        return np.where(mask, np.asarray(value, dtype=a.dtype), a)
+
+    def backward(self, g):
+        return np.where(self.mask, 0, g)
+
+
+def masked_fill(a: Tensor, mask: Any, value: float) -> Tensor:
+    """a with `value` wherever the boolean mask (broadcast to a's shape) is true; no gradient there."""
+    mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise ZerogradError(f"masked_fill needs a boolean mask, got {mask.dtype}: build it with a comparison")
+    value = value.item() if isinstance(value, Tensor) else value
+    return MaskedFill.apply(as_tensor(a), mask=mask, value=value)
+
+
+def clamp(a: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """a limited to [min, max] (numbers or tensors); the gradient passes only where a was inside."""
+    if min is None and max is None:
+        raise ZerogradError("clamp needs min or max (or both)")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = as_tensor(a)
+        out = out if min is None else maximum(out, min)
+        return out if max is None else minimum(out, max)
+    return Clip.apply(as_tensor(a), min=min, max=max)
+
+
+def clamp_min(a: Tensor, min: Any) -> Tensor:
+    """clamp(a, min=min)."""
+    return clamp(a, min=min)
+
+
+def clamp_max(a: Tensor, max: Any) -> Tensor:
+    """clamp(a, max=max)."""
+    return clamp(a, max=max)
+
+
+# --- statistics ------------------------------------------------------------------------------
+class Var(Function):
+    def forward(self, a, axis=None, keepdims=False, correction=1):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        self.centred = a - a.mean(axis=axis, keepdims=True)
+        axes = range(a.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+        count = int(np.prod([a.shape[ax] for ax in axes]))
+        self.denominator = np.asarray(count - correction, dtype=a.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):  # one sample, unbiased: nan, as PyTorch
+            return np.asarray((self.centred * self.centred).sum(axis=axis, keepdims=keepdims) / self.denominator)
+
+    def backward(self, g):
+        return _expand(g, self.shape, self.axis, self.keepdims) * (2 * self.centred / self.denominator)
+
+
+def _correction(unbiased: bool | None, correction: int | None) -> int:
+    if correction is not None:
+        return int(correction)
+    return 0 if unbiased is False else 1
+
+
+def var(
+    a: Tensor, dim: Axis = None, unbiased: bool | None = None, keepdim: bool = False, *,
+    correction: int | None = None,
 ) -> Tensor:
-    """Minimum over `axis`."""
-    axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
-    return Min.apply(as_tensor(a), axis=axis, keepdims=keepdims)
+    """Variance over `dim` (all elements when None), unbiased (divides by n - 1) as PyTorch's default."""
+    return Var.apply(as_tensor(a), axis=dim, keepdims=keepdim, correction=_correction(unbiased, correction))
+
+
+def std(
+    a: Tensor, dim: Axis = None, unbiased: bool | None = None, keepdim: bool = False, *,
+    correction: int | None = None,
+) -> Tensor:
+    """Standard deviation over `dim`: sqrt of var, unbiased by default."""
+    return sqrt(var(a, dim, unbiased, keepdim, correction=correction))
+
+
+class LogSumExp(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.a, self.axis, self.keepdims = a, axis, keepdims
+        m = a.max(axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # a row of -inf gives -inf, not nan
+        with np.errstate(divide="ignore"):
+            self.out = np.log(np.exp(a - m).sum(axis=axis, keepdims=True)) + m
+        return np.asarray(self.out if keepdims else self.out.squeeze(axis))
+
+    def backward(self, g):
+        g = _expand(g, self.a.shape, self.axis, self.keepdims)
+        with np.errstate(invalid="ignore"):
+            return g * np.exp(self.a - self.out)
+
+
+def logsumexp(a: Tensor, dim: Axis = None, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(a))) over `dim` (all elements when None), computed without overflow."""
+    return LogSumExp.apply(as_tensor(a), axis=dim, keepdims=keepdim)
 
 
 # --- fused affine layer ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import random as _random
 from ..errors import ShapeError
 from ..tensor import Function, Tensor
 from .math import as_tensor
@@ -107,6 +108,6 @@ def dropout(
     x = as_tensor(x)
     if not training or p == 0:
         return x
-    rng = generator if generator is not None else np.random.default_rng()
+    rng = _random.rng(generator)
     mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype) / np.asarray(1 - p, dtype=x.dtype)
     return Dropout.apply(x, mask=mask)

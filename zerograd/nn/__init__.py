@@ -1,6 +1,10 @@
 """Neural-network building blocks (`zerograd.nn`, as torch.nn): Module, Parameter, layers and init."""
 
+import sys as _sys
+
+from .. import functional as _functional
 from . import init
+from .containers import ModuleDict, ModuleList
 from .layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -17,10 +21,16 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import IncompatibleKeys, Module, Parameter, Sequential
+
+# `import zerograd.nn.functional as F` finds the very module zerograd.functional, as in PyTorch
+functional = _functional
+_sys.modules[__name__ + ".functional"] = _functional
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Identity", "IncompatibleKeys",
     "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
-    "init",
+    "init", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "ModuleDict", "ModuleList", "NLLLoss",
+    "functional",
 ]

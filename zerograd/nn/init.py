@@ -9,7 +9,8 @@ Standard deviations for a weight with fan_in inputs and fan_out outputs per unit
 
 The uniform variants draw from [-b, b] with b = sqrt(3) * std. Fans are computed for Linear weights
 (out, in) and conv weights (out, in, kh, kw): fan_in = in * kh * kw, fan_out = out * kh * kw.
-`generator` is a NumPy Generator, an int seed, or None for fresh OS entropy (never the global state).
+`generator` is a NumPy Generator (zerograd.Generator is one), an int seed, or None for zerograd's default
+generator, which zerograd.manual_seed resets.
 Every function returns its argument, so `init.zeros_(layer.bias)` can be used inline.
 """
 
@@ -20,6 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from .. import random as _random
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Tensor
 
@@ -65,7 +67,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def _fill_normal(array: np.ndarray, mean: float, std: float, generator: GeneratorLike) -> None:
-    rng = np.random.default_rng(generator)
+    rng = _random.rng(generator)
     if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
         rng.standard_normal(out=array, dtype=array.dtype)  # straight into the weights: no temporary
     else:
@@ -76,7 +78,7 @@ def _fill_normal(array: np.ndarray, mean: float, std: float, generator: Generato
 
 
 def _fill_uniform(array: np.ndarray, low: float, high: float, generator: GeneratorLike) -> None:
-    rng = np.random.default_rng(generator)
+    rng = _random.rng(generator)
     if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
         rng.random(out=array, dtype=array.dtype)
     else:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .. import random as _random
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Tensor
 from . import init as _init
@@ -220,8 +221,9 @@ class Flatten(Module):
 class Dropout(Module):
     """Inverted dropout: in training zeroes each element with probability p and scales the rest by 1/(1-p).
 
-    In eval mode it is the identity. The mask comes from this layer's own Generator, made from
-    `generator` (a Generator, an int seed, or None for fresh entropy), so a seed reproduces it.
+    In eval mode it is the identity. The mask comes from `generator` (a Generator, an int seed for a
+    Generator of this layer's own, or None for zerograd's default generator, see manual_seed), so a
+    seed reproduces it.
     """
 
     def __init__(self, p: float = 0.5, *, generator: np.random.Generator | int | None = None) -> None:
@@ -229,7 +231,7 @@ class Dropout(Module):
         if not 0 <= p < 1:
             raise ZerogradError(f"Dropout probability p must be in [0, 1), got {p}")
         self.p = p
-        self.generator = np.random.default_rng(generator)
+        self.generator = _random.rng(generator)
 
     def forward(self, x: Tensor) -> Tensor:
         """Any shape -> same shape."""

@@ -111,8 +111,8 @@ class Module:
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
-    def register_buffer(self, name: str, array: np.ndarray | None) -> None:
-        """Registers an array that is saved in state_dict but not learned (e.g. running statistics)."""
+    def register_buffer(self, name: str, array: np.ndarray | Tensor | None) -> None:
+        """Registers an array or Tensor that is saved in state_dict but not learned (e.g. running statistics)."""
         if "_buffers" not in self.__dict__:
             raise ZerogradError(f"call super().__init__() first in {type(self).__name__}.__init__")
         self._parameters.pop(name, None)
@@ -234,7 +234,8 @@ class Module:
         for m in self.modules():
             for name, b in list(m._buffers.items()):
                 if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
-                    m.register_buffer(name, b.astype(dtype))
+                    was_tensor = isinstance(getattr(m, name), Tensor)
+                    m.register_buffer(name, Tensor(b.astype(dtype)) if was_tensor else b.astype(dtype))
         return self
 
     def float(self) -> Module:
@@ -327,10 +328,13 @@ class Module:
 
 
 def _check_buffer(name: str, value: Any) -> np.ndarray | None:
+    """The array a buffer holds: the value itself, or a Tensor's data (the attribute keeps the Tensor)."""
+    if isinstance(value, Tensor):
+        return value.data
     if value is not None and not isinstance(value, np.ndarray):
         raise ZerogradError(
-            f"buffer '{name}' must be a NumPy array or None, got {type(value).__name__}: "
-            "buffers hold plain arrays such as running statistics"
+            f"buffer '{name}' must be a Tensor, a NumPy array or None, got {type(value).__name__}: "
+            "buffers hold arrays such as running statistics"
         )
     return value
 
