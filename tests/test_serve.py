@@ -16,6 +16,7 @@ from PIL import Image
 
 from zerograd.cli import main
 from zerograd.datasets import load_mnist
+from zerograd.errors import ZerogradError
 from zerograd.images import load_digit_image
 from zerograd.models import MLP, save_model
 from zerograd.serve import command as serve_command
@@ -248,10 +249,14 @@ def test_page_and_static_files_are_served_without_external_assets(client):
 def test_served_models_are_checked(tmp_path, linear_file):
     small = tmp_path / "small.safetensors"
     save_model(MLP(64, (8,), 10), small)
-    with pytest.raises(Exception, match="does not read 28x28 digit images"):
+    with pytest.raises(ZerogradError, match="does not read 28x28 digit images"):
         load_served_model(str(small))
-    with pytest.raises(Exception, match="given more than once"):
+    with pytest.raises(ZerogradError, match="given more than once"):
         load_served_models([str(linear_file), str(linear_file)])
+    untrained = tmp_path / "untrained.safetensors"  # saved without training results
+    save_model(MLP(784, (16,), 10), untrained)
+    assert load_served_model(str(untrained)).describe() == {
+        "name": str(untrained), "arch": "mlp", "test_accuracy": None, "label": f"{untrained} (test accuracy unknown)"}
 
 
 def test_cli_errors_are_one_line(capsys, tmp_path):

@@ -20,9 +20,6 @@ from ..tensor import Tensor, enable_grad, no_grad
 __all__ = ["ServedModel", "best_pretrained", "load_served_model", "load_served_models", "predict_digit"]
 
 PRETRAINED_PREFIX = "pretrained:"
-# The book's chapter-3 weights ship as bare arrays with no recorded results; this is their test accuracy
-# as `zerograd evaluate pretrained:book-ch3` measures it on the bundled MNIST test set.
-KNOWN_ACCURACY = {"book-ch3": 0.9352}
 
 
 @dataclass
@@ -42,16 +39,12 @@ class ServedModel:
                 "label": f"{self.name} ({acc})"}
 
 
-def _recorded_accuracy(name: str, meta: dict[str, Any]) -> float | None:
-    """The test accuracy stored with a model (its training results), or the known one of the book's weights."""
+def _recorded_accuracy(meta: dict[str, Any]) -> float | None:
+    """The test accuracy stored with a model (meta["training"]["results"]), None if it has none."""
     training = meta.get("training")
     results = training.get("results") if isinstance(training, dict) else None
     acc = results.get("test_accuracy") if isinstance(results, dict) else None
-    if isinstance(acc, (int, float)) and not isinstance(acc, bool):
-        return float(acc)
-    if name in KNOWN_ACCURACY and meta.get("config", {}).get("arch") == name:
-        return KNOWN_ACCURACY[name]
-    return None
+    return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
 
 
 def load_served_model(spec: str) -> ServedModel:
@@ -71,7 +64,7 @@ def load_served_model(spec: str) -> ServedModel:
         raise ZerogradError(f"{spec} gives {out.shape[1:]} outputs per image, not 10 digit classes; "
                             "serve a model trained on MNIST")
     arch = str(meta.get("config", {}).get("arch", "unknown"))
-    return ServedModel(name, spec, model, arch, _recorded_accuracy(name, meta))
+    return ServedModel(name, spec, model, arch, _recorded_accuracy(meta))
 
 
 def best_pretrained() -> ServedModel:
