@@ -175,6 +175,39 @@ def test_elementwise_and_shape_methods_match_pytorch():
         x.masked_fill(zg.ones(2, 3), 0.0)
 
 
+def test_sort_topk_one_hot_match_pytorch():
+    x = zg.tensor([[3.0, 1.0, 2.0, 5.0], [0.0, 4.0, 4.0, 1.0]])
+    result = x.sort()
+    assert result.values.tolist() == [[1, 2, 3, 5], [0, 1, 4, 4]] and result.indices.tolist() == [[1, 2, 0, 3],
+                                                                                                    [0, 3, 1, 2]]
+    assert x.sort(dim=1, descending=True).indices.tolist() == [[3, 0, 2, 1], [1, 2, 3, 0]]  # stable, as torch
+    values_, indices = x.topk(2)
+    assert values_.tolist() == [[5, 3], [4, 4]] and indices.tolist() == [[3, 0], [1, 2]]
+    assert zg.argsort(x, 0).tolist() == [[1, 0, 0, 1], [0, 1, 1, 0]]
+    assert zg.tensor([3, 250], dtype=zg.uint8).sort(descending=True).values.tolist() == [250, 3]
+    one_hot = zg.nn.functional.one_hot(zg.tensor([0, 2, 1]))
+    assert one_hot.dtype == zg.int64 and one_hot.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert zg.nn.functional.one_hot(zg.tensor([1]), num_classes=4).tolist() == [[0, 1, 0, 0]]
+
+
+def test_python_number_protocols_and_small_conveniences():
+    assert ["a", "b", "c"][zg.tensor(2)] == "c" and np.arange(5)[zg.tensor(3)] == 3  # __index__, as torch
+    assert int(zg.tensor(2.7)) == 2 and float(zg.tensor([1.5])) == 1.5 and f"{zg.tensor(0.123456):.3f}" == "0.123"
+    with pytest.raises(TypeError, match="integer"):
+        ["a"][zg.tensor(0.0)]
+    with pytest.raises(TypeError, match="one element"):
+        float(zg.ones(2))
+    x = zg.ones(2, requires_grad=True)
+    assert x.cpu() is x and x.contiguous() is x and x.detach().cpu().numpy() is x.data
+    assert x.grad_fn is None and type((x * 2).grad_fn).__name__ == "Mul"
+    assert x.type() == "float32" and x.type(zg.int64).dtype == zg.int64
+    model = nn.Sequential(nn.Linear(2, 3), nn.LogSoftmax(dim=1))
+    assert model.to("cpu") is model
+    np.testing.assert_allclose(values(model(zg.ones(4, 2)).exp().sum(1)), np.ones(4), rtol=1e-6)
+    with pytest.raises(ZerogradError, match="CPU only"):
+        model.to("cuda")
+
+
 def test_comparisons_are_boolean_tensors_without_gradient():
     x = zg.tensor(X, requires_grad=True)
     for mask in (x == 5, x != 5, x < 3, x > 3, x <= 3, x >= 3, x.eq(5), x.gt(zg.full((3,), 2.0)), 3 < x):
@@ -280,6 +313,8 @@ GRADCHECKS = {
     "chunk": (lambda a: zg.cat(a.chunk(2, dim=1)[::-1], dim=1), [(3, 4)]),
     "clone": (lambda a: a.clone() * a, [(3, 4)]),
     "view": (lambda a: a.view(4, 3).t(), [(3, 4)]),
+    "sort": (lambda a: a.sort(dim=0, descending=True).values, [(3, 4)]),
+    "topk": (lambda a: zg.topk(a, 2).values, [(3, 4)]),
 }
 
 

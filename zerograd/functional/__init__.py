@@ -44,6 +44,7 @@ from .math import (
     amin,
     argmax,
     argmin,
+    argsort,
     as_tensor,
     cast,
     clamp,
@@ -65,11 +66,14 @@ from .math import (
     minimum,
     mul,
     neg,
+    one_hot,
     pow,
+    sort,
     sqrt,
     std,
     sub,
     sum,
+    topk,
     var,
     where,
 )
@@ -106,7 +110,7 @@ __all__ = [
     "clamp_min", "clone", "eq", "equal", "expand", "gather", "ge", "gt", "is_floating_point", "is_tensor", "isclose",
     "isfinite", "isinf", "isnan", "le", "logical_and", "logical_not", "logical_or", "logsumexp", "lt", "masked_fill",
     "maximum", "minimum", "ne", "numel", "repeat", "split", "squeeze", "std", "t", "unsqueeze", "var", "view",
-    "where",
+    "where", "argsort", "one_hot", "sort", "topk",
 ]
 
 
@@ -149,7 +153,7 @@ def _bind_tensor_methods() -> None:
     T.argmax, T.argmin, T.amax, T.amin, T.gather = argmax, argmin, amax, amin, gather
     T.var, T.std, T.logsumexp, T.maximum, T.minimum = var, std, logsumexp, maximum, minimum
     T.view, T.unsqueeze, T.squeeze, T.expand, T.repeat, T.t = view, unsqueeze, squeeze, expand, repeat, t
-    T.split, T.chunk = split, chunk
+    T.split, T.chunk, T.sort, T.argsort, T.topk = split, chunk, sort, argsort, topk
     T.expand_as = lambda self, other: expand(self, other.shape)
     T.view_as = lambda self, other: view(self, other.shape)
     T.reshape_as = lambda self, other: reshape(self, other.shape)

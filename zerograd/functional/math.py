@@ -413,6 +413,40 @@ def gather(a: Tensor, dim: int, index: Any) -> Tensor:
     return Gather.apply(as_tensor(a), axis=dim % a.ndim, index=index)
 
 
+def sort(a: Tensor, dim: int = -1, descending: bool = False) -> ValuesIndices:
+    """(values, indices) sorted along `dim` (stable); the values carry the gradient back to where they came from."""
+    a = as_tensor(a)
+    key = a.data.astype(np.int64) if descending and a.data.dtype.kind in "ub" else a.data  # -uint8 would wrap
+    order = np.argsort(-key if descending else key, axis=dim, kind="stable")
+    return ValuesIndices(gather(a, dim, order), Tensor._wrap(order.astype(np.int64, copy=False)))
+
+
+def argsort(a: Tensor, dim: int = -1, descending: bool = False) -> Tensor:
+    """int64 indices that sort a along `dim` (stable)."""
+    return sort(a, dim, descending).indices
+
+
+def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
+    """(values, indices) of the k largest (or smallest) elements along `dim`, largest first."""
+    a = as_tensor(a)
+    if not 0 <= k <= a.shape[dim]:
+        raise ShapeError(f"topk: k={k} is out of range for dimension {dim} of size {a.shape[dim]}")
+    values, indices = sort(a, dim, descending=largest)
+    pick = (slice(None),) * (dim % a.ndim) + (slice(0, k),)
+    return ValuesIndices(values[pick], indices[pick])
+
+
+def one_hot(labels: Any, num_classes: int = -1) -> Tensor:
+    """int64 labels (...,) -> one-hot int64 (..., num_classes); num_classes=-1 takes max(labels) + 1."""
+    labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+        raise ZerogradError(f"one_hot needs non-negative integer labels, got {labels.dtype}")
+    n = int(labels.max(initial=-1)) + 1 if num_classes == -1 else num_classes
+    if labels.size and labels.max() >= n:
+        raise ZerogradError(f"one_hot: label {labels.max()} does not fit num_classes={n}")
+    return Tensor._wrap((labels[..., None] == np.arange(n)).astype(np.int64))
+
+
 # --- elementwise maximum, where, clamp ------------------------------------------------------
 class Maximum(Function):
     """Elementwise larger of a and b; at ties each gets half the gradient, as PyTorch."""

@@ -170,8 +170,36 @@ def _augmented(inplace: Callable[..., Tensor], out_of_place: Callable[[Any, Any]
     return method
 
 
+def _scalar(convert: Callable[[Any], Any], integer_only: bool = False) -> Callable[[Tensor], Any]:
+    """int(t), float(t), and list[t] (__index__) of a one-element tensor, as PyTorch allows."""
+
+    def method(self: Tensor) -> Any:
+        if self.data.size != 1 or (integer_only and self.data.dtype.kind not in "iub"):
+            raise TypeError(
+                f"only {'integer ' if integer_only else ''}tensors of one element convert to a Python number, "
+                f"this one is {self.data.dtype} of shape {self.data.shape}"
+            )
+        return convert(self.data.item())
+
+    return method
+
+
+def _type(self: Tensor, dtype: Any = None) -> Any:
+    """type(dtype) converts as to(dtype); type() names the dtype."""
+    return str(self.data.dtype) if dtype is None else cast(self, dtype)
+
+
+def _format(self: Tensor, spec: str) -> str:
+    # f"{loss:.4f}" works on a 0-d tensor, as in PyTorch
+    return format(self.data.item(), spec) if self.data.ndim == 0 else format(repr(self), spec)
+
+
 def bind(T: type[Tensor]) -> None:
     """Adds this module's methods to Tensor."""
+    T.__int__, T.__float__, T.__index__ = _scalar(int), _scalar(float), _scalar(int, integer_only=True)
+    T.__format__, T.type = _format, _type
+    T.cpu = T.contiguous = lambda self: self  # NumPy arrays are on the CPU; NumPy copies where it must
+    T.grad_fn = property(lambda self: self._ctx)  # the Function that made this tensor (None for leaves)
     T.size, T.numel, T.nelement = size, numel, numel
     T.dim = T.ndimension = lambda self: self.data.ndim
     T.is_floating_point = is_floating_point

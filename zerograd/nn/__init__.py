@@ -15,6 +15,7 @@ from .layers import (
     Identity,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     MaxPool2d,
     ReLU,
     Sigmoid,
@@ -32,5 +33,5 @@ __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Identity", "IncompatibleKeys",
     "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
     "init", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "ModuleDict", "ModuleList", "NLLLoss",
-    "functional",
+    "functional", "LogSoftmax",
 ]

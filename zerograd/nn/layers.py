@@ -195,6 +195,14 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
+class LogSoftmax(Softmax):
+    """log(softmax) along `dim`, computed stably (pair it with NLLLoss); any shape."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Any shape -> same shape."""
+        return F.log_softmax(x, axis=self.dim)
+
+
 class Identity(Module):
     """Returns its input unchanged (a placeholder, e.g. where an activation is optional)."""
 

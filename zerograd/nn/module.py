@@ -225,6 +225,10 @@ class Module:
 
     def to(self, dtype: Any) -> Module:
         """Converts floating-point parameters and buffers to `dtype` (before making an optimizer); returns self."""
+        if isinstance(dtype, str) and dtype.split(":")[0] == "cpu":  # PyTorch's model.to(device): all is on the CPU
+            return self
+        if isinstance(dtype, str) and dtype not in np.sctypeDict:
+            raise ZerogradError(f"zerograd runs on the CPU only (NumPy): to('{dtype}') is not available, use 'cpu'")
         dtype = np.dtype(dtype)
         for p in self.parameters():
             if p.data.dtype.kind == "f" and p.data.dtype != dtype:
