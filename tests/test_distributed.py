@@ -159,6 +159,11 @@ COLLECTIVES = textwrap.dedent('''
         ddp.sync_gradients()
         out[f"mean_{cap}"] = w0.grad.tolist()
 
+    # each process its own dropout masks
+    dropping = nn.Sequential(nn.Linear(2, 2, generator=0), nn.Dropout(0.5, generator=11))
+    D.DistributedDataParallel(dropping)
+    out["dropout_draws"] = dropping[1].generator.random(3).tolist()
+
     # sharded loading: disjoint shares of the same global batches, small last batches included
     x = np.arange(9 * 4, dtype=np.float32).reshape(9, 2, 2)
     t = np.arange(9)
@@ -234,6 +239,12 @@ def test_gradients_are_weighted_by_sample_count(collectives):
         # one flat message for 11 parameters (+ 4 has-gradient counts + the weight), or one per parameter
         assert r["buckets_25.0"] == [(11 + 4 + 1) * 4]
         assert r["buckets_1e-06"] == [(6 + 2) * 4, (2 + 2) * 4, (2 + 2) * 4, (1 + 2) * 4]
+
+
+def test_each_process_draws_its_own_dropout_masks(collectives):
+    r0, r1 = collectives
+    assert r0["dropout_draws"] == np.random.default_rng(11).random(3).tolist()  # rank 0 keeps the seeded stream
+    assert not np.allclose(r0["dropout_draws"], r1["dropout_draws"])
 
 
 @pytest.mark.parametrize("name", ["plain", "small", "aug"])

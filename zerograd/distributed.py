@@ -236,13 +236,15 @@ class _Bucket:
 class DistributedDataParallel(nn.Module, Parallel):
     """Wraps `module` so that every process trains the same model on its own data.
 
-    On creation it broadcasts the parameters and buffers of rank 0, so that every process starts
-    identical. After each backward, `sync_gradients(count)` replaces every gradient by the average over
-    processes, each weighted by its number of samples `count` (for a loss that is a mean over the batch,
-    this is exactly the gradient one process would get on the whole batch); gradients are packed into
-    flat buffers of at most `bucket_cap_mb` megabytes, one Allreduce each. `average_buffers()` averages
-    the batch-norm running statistics. Pass it to `fit(..., parallel=ddp)` with a DistributedLoader,
-    or call these in your own loop; `ddp(x)` is `module(x)`.
+    On creation (and in `start()`) it broadcasts the parameters and buffers of rank 0, so that every
+    process starts identical, and jumps each process's dropout generators apart. After each backward,
+    `sync_gradients(count)` replaces every gradient by the average over processes, each weighted by its
+    number of samples `count` (for a loss that is a mean over the batch, this is exactly the gradient one
+    process would get on the whole batch); gradients are packed into flat buffers of at most
+    `bucket_cap_mb` megabytes, one Allreduce each. `average_buffers()` averages the batch-norm running
+    statistics; batch statistics themselves stay per process, as in PyTorch's DDP without SyncBatchNorm.
+    Pass it to `fit(..., parallel=ddp)` with a DistributedLoader, or call these in your own loop;
+    `ddp(x)` is `module(x)`.
     """
 
     def __init__(self, module: nn.Module, *, comm: Any = None, bucket_cap_mb: float = 25.0) -> None:
@@ -258,7 +260,7 @@ class DistributedDataParallel(nn.Module, Parallel):
         self.steps = 0
         params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = self._make_buckets(params, int(bucket_cap_mb * 2**20))
-        broadcast(module, 0, self.comm)
+        self.start()
 
     @staticmethod
     def _make_buckets(params: list[nn.Parameter], cap_bytes: int) -> list[_Bucket]:
@@ -324,7 +326,14 @@ class DistributedDataParallel(nn.Module, Parallel):
 
     # --- the hooks of fit ---
     def start(self) -> None:
+        """Copies rank 0's parameters and buffers to every process and gives each process its own stream of
+        the model's random generators (dropout masks), jumped ahead by its rank."""
         broadcast(self.module, 0, self.comm)
+        steps = int(self.comm.Get_rank())
+        for module in self.module.modules():
+            for value in vars(module).values():
+                if steps and isinstance(value, np.random.Generator) and hasattr(value.bit_generator, "jumped"):
+                    value.bit_generator.state = value.bit_generator.jumped(steps).state
 
     def end_epoch(self, sums: list[float]) -> list[float]:
         self.average_buffers()
