@@ -116,7 +116,8 @@ def test_size_numel_dim_and_conversions():
     assert x.bool().dtype == zg.bool and x.long().float().dtype == zg.float32
     assert x.to(zg.float64).dtype == zg.float64 and x.to("cpu") is x and x.to(zg.arange(2)).dtype == zg.int64
     assert zg.tensor(2.5).item() == 2.5 and x.tolist() == X and x.numpy() is x.data
-    assert np.asarray(x) is x.data
+    assert np.asarray(x) is x.data and not np.shares_memory(np.array(x), x.data)
+    assert np.asarray(x, dtype=np.float64).dtype == np.float64
     with pytest.raises(ZerogradError, match="CPU"):
         x.to("cuda")
 
@@ -215,6 +216,7 @@ def test_comparisons_are_boolean_tensors_without_gradient():
     assert (x > 2).sum().item() == 4 and (x > 2).float().mean().item() == pytest.approx(0.6666667)
     assert ((x > 1) & (x < 5)).tolist() == [[False, False, True], [True, True, False]]
     assert ((x < 2) | (x > 5)).sum().item() == 2 and (~(x > 2)).sum().item() == 2 and ((x > 2) ^ (x > 4)).sum() == 2
+    assert ((x > 2) ^ True).sum().item() == 2
     assert (x > 0).all().item() and not (x > 3).all().item() and (x > 5).any().item()
     assert (x > 3).any(dim=1).tolist() == [True, True] and (x > 1).all(0).tolist() == [False, True, True]
     assert (x == None) is False and x != "a"  # noqa: E711 - Python falls back to identity
@@ -315,6 +317,7 @@ GRADCHECKS = {
     "view": (lambda a: a.view(4, 3).t(), [(3, 4)]),
     "sort": (lambda a: a.sort(dim=0, descending=True).values, [(3, 4)]),
     "topk": (lambda a: zg.topk(a, 2).values, [(3, 4)]),
+    "amax_amin": (lambda a: a.amax(1) + zg.amin(a, dim=(0, 1)), [(3, 4)]),
 }
 
 

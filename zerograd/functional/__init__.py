@@ -25,6 +25,7 @@ from .compare import (
     logical_and,
     logical_not,
     logical_or,
+    logical_xor,
     lt,
     ne,
 )
@@ -110,7 +111,7 @@ __all__ = [
     "clamp_min", "clone", "eq", "equal", "expand", "gather", "ge", "gt", "is_floating_point", "is_tensor", "isclose",
     "isfinite", "isinf", "isnan", "le", "logical_and", "logical_not", "logical_or", "logsumexp", "lt", "masked_fill",
     "maximum", "minimum", "ne", "numel", "repeat", "split", "squeeze", "std", "t", "unsqueeze", "var", "view",
-    "where", "argsort", "one_hot", "sort", "topk",
+    "where", "argsort", "logical_xor", "one_hot", "sort", "topk",
 ]
 
 
@@ -162,9 +163,8 @@ def _bind_tensor_methods() -> None:
     T.__hash__ = object.__hash__
     T.eq, T.ne, T.lt, T.gt, T.le, T.ge = eq, ne, lt, gt, le, ge
     T.all, T.any, T.isnan, T.isinf, T.isfinite, T.allclose, T.equal = all, any, isnan, isinf, isfinite, allclose, equal
-    T.__and__, T.__or__, T.__xor__ = logical_and, logical_or, lambda self, other: ne(self.bool(), other.bool())
-    T.__invert__ = logical_not
-    T.logical_and, T.logical_or, T.logical_not = logical_and, logical_or, logical_not
+    T.__and__, T.__or__, T.__xor__, T.__invert__ = logical_and, logical_or, logical_xor, logical_not
+    T.logical_and, T.logical_or, T.logical_xor, T.logical_not = logical_and, logical_or, logical_xor, logical_not
     _methods.bind(T)
 
 

@@ -57,6 +57,11 @@ def logical_or(input: Any, other: Any) -> Tensor:
     return _bool(np.logical_or(_array(input), _array(other)))
 
 
+def logical_xor(input: Any, other: Any) -> Tensor:
+    """Elementwise exclusive or of truth values -> bool Tensor (also `a ^ b` on bool tensors)."""
+    return _bool(np.logical_xor(_array(input), _array(other)))
+
+
 def logical_not(input: Any) -> Tensor:
     """Elementwise not -> bool Tensor (also `~a` on a bool tensor)."""
     return _bool(np.logical_not(_array(input)))

@@ -184,6 +184,13 @@ def _scalar(convert: Callable[[Any], Any], integer_only: bool = False) -> Callab
     return method
 
 
+def _array(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+    """np.asarray(tensor) is its data; np.array(tensor) a copy (NumPy's array protocol)."""
+    if dtype is not None and np.dtype(dtype) != self.data.dtype:
+        return self.data.astype(dtype)
+    return self.data.copy() if copy else self.data
+
+
 def _type(self: Tensor, dtype: Any = None) -> Any:
     """type(dtype) converts as to(dtype); type() names the dtype."""
     return str(self.data.dtype) if dtype is None else cast(self, dtype)
@@ -209,7 +216,7 @@ def bind(T: type[Tensor]) -> None:
     T.bool = lambda self: cast(self, np.bool_)
     T.half = lambda self: cast(self, np.float16)
     T.type_as = lambda self, other: cast(self, other.dtype)
-    T.__array__ = lambda self, dtype=None, copy=None: self.data if dtype is None else self.data.astype(dtype)
+    T.__array__ = _array
     T.add_, T.sub_, T.zero_, T.fill_, T.copy_, T.clamp_ = add_, sub_, zero_, fill_, copy_, clamp_
     T.masked_fill_ = masked_fill_
     T.mul_ = _ufunc_inplace(np.multiply, "mul_")
