@@ -279,6 +279,17 @@ def test_inplace_rules_on_tensors_that_need_gradients():
     assert w.grad.tolist() == [2.0, 2.0]
     with pytest.raises(ZerogradError, match="out of place"):
         (w * 2).mul_(3)
+    total = zg.zeros(2)
+    before = total
+    total += w * w  # an operand in the graph: rebound, so the gradient still reaches w
+    assert before.tolist() == [0.0, 0.0] and total.requires_grad
+    w.grad = None
+    total.sum().backward()
+    assert w.grad.tolist() == [0.0, 2.0]
+    with pytest.raises(ZerogradError, match="would not be recorded"):
+        zg.zeros(2).add_(w)
+    with zg.no_grad():
+        assert zg.zeros(2).add_(w).tolist() == [0.0, 1.0]
 
 
 def test_clone_detach_requires_grad():

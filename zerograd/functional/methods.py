@@ -4,8 +4,9 @@ In-place updates (`x += y`, `x.mul_(2)`, `x.zero_()`) change `x.data` itself, so
 and optimizer that holds the array sees the change, and they bump `x._version`, so a backward
 through an operation that saved `x` before the change raises instead of returning wrong gradients.
 As in PyTorch they are refused on a leaf that requires a gradient while the graph is recorded (do
-them under `no_grad()`); unlike PyTorch, a tensor computed inside the graph cannot change in place
-(`y += 1` on one rebinds y to y + 1 instead, which is what such code means).
+them under `no_grad()`); unlike PyTorch, a tensor computed inside the graph cannot change in place, nor
+can any tensor by an operand that requires a gradient (`y += w` then rebinds y to y + w instead, which
+is what such code means). Views (view, slices, detach) share memory but not the version counter.
 """
 
 from __future__ import annotations
@@ -108,7 +109,14 @@ def _inplace(t: Tensor, name: str, update: Callable[[np.ndarray], Any]) -> Tenso
 
 
 def _operand(other: Any) -> Any:
-    return other.data if isinstance(other, Tensor) else other
+    if not isinstance(other, Tensor):
+        return other
+    if other.requires_grad and _tensor._grad_enabled:
+        raise ZerogradError(
+            "an in-place update with an operand that requires grad would not be recorded in the graph: "
+            "write x = x + y (out of place), or do it inside `with zerograd.no_grad():`"
+        )
+    return other.data
 
 
 def _ufunc_inplace(ufunc: np.ufunc, name: str) -> Callable[..., Tensor]:
@@ -163,8 +171,10 @@ def _augmented(inplace: Callable[..., Tensor], out_of_place: Callable[[Any, Any]
     """`x op= y`: in place, except on a tensor computed in the graph, which is rebound to x op y."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        if self._ctx is not None and self.requires_grad and _tensor._grad_enabled:
-            return out_of_place(self, other)
+        if _tensor._grad_enabled and (
+            (self._ctx is not None and self.requires_grad) or (isinstance(other, Tensor) and other.requires_grad)
+        ):
+            return out_of_place(self, other)  # what PyTorch would record; rebinding keeps the graph right
         return inplace(self, other)
 
     return method
