@@ -429,7 +429,8 @@ def export_model_file(spec: str, out: str | Path, opset: int = DEFAULT_OPSET,
 SUPPORTED_OPS = (
     "Gemm", "MatMul", "Conv", "MaxPool", "AveragePool", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
     "Softmax", "LogSoftmax", "Flatten", "Reshape", "Transpose", "Dropout", "Identity", "Constant", "Add", "Sub",
-    "Mul", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs", "Cast",
+    "Mul", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze",
+    "Concat",
 )
 
 
@@ -484,7 +485,40 @@ def _flatten(op: OnnxOp, x: Tensor) -> Tensor:
     return F.reshape(x, (int(np.prod(x.shape[:axis], dtype=np.int64)), -1))
 
 
+def _axes(op: OnnxOp, given: Tensor | None) -> list[int]:
+    """Unsqueeze/Squeeze axes: an input from opset 13 on, an attribute before."""
+    if given is not None:
+        return [int(a) for a in np.asarray(given.data).reshape(-1)]
+    return [int(a) for a in op.attrs.get("axes", [])]
+
+
+def _unsqueeze(op: OnnxOp, x: Tensor, axes: Tensor | None = None) -> Tensor:
+    wanted = _axes(op, axes)
+    rank = x.ndim + len(wanted)
+    shape = list(x.shape)
+    for a in sorted(a % rank for a in wanted):
+        shape.insert(a, 1)
+    return F.reshape(x, tuple(shape))
+
+
+def _squeeze(op: OnnxOp, x: Tensor, axes: Tensor | None = None) -> Tensor:
+    wanted = {a % max(x.ndim, 1) for a in _axes(op, axes)} or {i for i, n in enumerate(x.shape) if n == 1}
+    return F.reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in wanted))
+
+
+def _gather(op: OnnxOp, x: Tensor, indices: Tensor) -> Tensor:
+    index = np.asarray(indices.data).astype(np.int64)
+    return F.getitem(x, (slice(None),) * (op.attrs["axis"] % x.ndim) + (index,))
+
+
+def _shape_of(op: OnnxOp, x: Tensor) -> Tensor:
+    # shape arithmetic (torch's x.view(x.size(0), -1)) runs on plain int64 arrays at every call: the batch stays free
+    return Tensor(np.array(x.shape[op.attrs["start"]:op.attrs["end"]], dtype=np.int64))
+
+
 _GENERIC: dict[str, Callable[..., Tensor]] = {
+    "Shape": _shape_of, "Gather": _gather, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze,
+    "Concat": lambda op, *xs: F.cat(list(xs), axis=op.attrs["axis"]),
     "Gemm": _gemm,
     "MatMul": lambda op, a, b: a @ b,
     "Add": lambda op, a, b: a + b, "Sub": lambda op, a, b: a - b,
@@ -783,8 +817,16 @@ class _Builder:
         if op == "Transpose":
             return self.generic(node, op, {"perm": [int(p) for p in at.get("perm", [])]}, ins)
         if op == "Reshape":
-            self.require(self.const(ins[1]) is not None, node, "a target shape computed by the graph")
             return self.generic(node, op, {"allowzero": int(at.get("allowzero", 0))}, ins)
+        if op == "Shape":
+            end = at.get("end")
+            return self.generic(node, op, {"start": int(at.get("start", 0)), "end": None if end is None else int(end)},
+                                ins)
+        if op in ("Gather", "Concat"):
+            self.require(op == "Gather" or "axis" in at, node, "Concat without an axis")
+            return self.generic(node, op, {"axis": int(at.get("axis", 0))}, ins)
+        if op in ("Unsqueeze", "Squeeze"):
+            return self.generic(node, op, {"axes": [int(a) for a in at.get("axes", [])]} if "axes" in at else {}, ins)
         if op == "Cast":
             to = self.onnx.helper.tensor_dtype_to_np_dtype(int(at["to"]))
             return self.generic(node, op, {"to": np.dtype(to)}, ins)
@@ -855,9 +897,9 @@ def load(path: str | Path | bytes | onnx.ModelProto) -> OnnxModel:
     """
     onnx = _onnx()
     if isinstance(path, onnx.ModelProto):
-        proto, source = path, "the ONNX model"
+        proto, source = path, "this ONNX model"
     elif isinstance(path, (bytes, bytearray)):
-        proto, source = _parse(onnx, bytes(path), "the ONNX bytes"), "the ONNX bytes"
+        proto, source = _parse(onnx, bytes(path), "this ONNX data"), "this ONNX data"
     else:
         source = str(path)
         p = Path(path)
