@@ -49,12 +49,12 @@ def clean(reader: str, fn: Callable[..., Any], *args: Any, error: type[BaseExcep
         return exc
 
 
-def peak_bytes(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
+def peak_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
     """(result or raised exception, peak bytes Python and NumPy allocated while fn ran)."""
     tracemalloc.start()
     try:
         try:
-            result: Any = fn(*args)
+            result: Any = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the caller inspects what was raised
             result = exc
         return result, tracemalloc.get_traced_memory()[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,17 @@ NOISE_FLOOR = 0.05  # pixels fainter than this are background noise and become e
 SPECK_GAP = 0.1
 SPECK_SHARE = 0.1
 
+# Larger images are refused before their pixels are decoded (a 48-megapixel phone photo still fits):
+# a small file can announce a huge image (a decompression bomb), and memory must not follow the file's word.
+MAX_PIXELS = 50_000_000
+# Only these decoders see user files: the rest of Pillow's formats (EPS would even run Ghostscript)
+# are never tried. JPEG includes the multi-picture JPEGs (MPO) of many phone cameras.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+# The digit ends up 20 pixels high: a larger image is first shrunk by a whole factor to at most this
+# many pixels across (JPEG decodes straight at 1/2, 1/4 or 1/8 scale), so a 48-megapixel photo costs
+# tens of megabytes instead of more than a gigabyte of float64 copies.
+WORKING_SIZE = 2048
+
 
 def load_digit_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file of one digit (PNG, JPEG, ...; any size or mode) -> (28, 28) float32 in [0, 1]."""
@@ -47,11 +59,11 @@ def load_digit_image(path: str | os.PathLike[str]) -> np.ndarray:
     return _preprocess(gray, where=str(path))
 
 
-def load_digit_bytes(data: bytes, where: str = "the image", max_pixels: int | None = None) -> np.ndarray:
+def load_digit_bytes(data: bytes, where: str = "the image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an image file's contents (PNG, JPEG, ...) of one digit -> (28, 28) float32 in [0, 1].
 
     `where` names the image in error messages; images with more than `max_pixels` pixels are refused
-    before they are decoded (a server taking uploads sets it).
+    before they are decoded (a server taking uploads may set a lower limit).
     """
     _require_pillow(f"reading {where}")
     return _preprocess(_decode_grayscale(io.BytesIO(data), where, max_pixels), where=where)
@@ -85,22 +97,31 @@ def _read_grayscale(path: Path) -> np.ndarray:
     return _decode_grayscale(path, str(path))
 
 
-def _decode_grayscale(source: Path | io.BytesIO, where: str, max_pixels: int | None = None) -> np.ndarray:
+def _decode_grayscale(source: Path | io.BytesIO, where: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an image file or its bytes to an (H, W) float64 array on a 0..255 scale, alpha on white."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # callers checked with _require_pillow
 
     try:
-        with Image.open(source) as img:
-            if max_pixels is not None and img.width * img.height > max_pixels:
+        with warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice that; ours is lower, so that is an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img_file = Image.open(source, formats=FORMATS)
+        with img_file as img:
+            # open() has read the header only: refuse by the announced size before decoding a pixel.
+            if img.width * img.height > max_pixels:
                 raise DataError(
                     f"{where} is too large to be a digit image ({img.width}x{img.height} pixels); "
                     "a few hundred pixels across is plenty: shrink it"
                 )
+            if max(img.size) > WORKING_SIZE:
+                scale = WORKING_SIZE / max(img.size)
+                img.draft(None, (max(1, int(img.width * scale)), max(1, int(img.height * scale))))  # JPEG only
             img.load()
+            img = _shrink(img)
             # Phone cameras store rotation as an EXIF tag rather than rotating the pixels.
             img = ImageOps.exif_transpose(img)
-            return _pil_to_gray(img)
-    except Image.DecompressionBombError as exc:
+            return _pil_to_gray(img, where)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
             f"{where} is too large to be a digit image ({exc}); a few hundred pixels across is plenty: shrink it"
         ) from exc
@@ -115,7 +136,22 @@ def _decode_grayscale(source: Path | io.BytesIO, where: str, max_pixels: int | N
         ) from exc
 
 
-def _pil_to_gray(img: PIL.Image.Image) -> np.ndarray:
+def _shrink(img: PIL.Image.Image) -> PIL.Image.Image:
+    """Box-average `img` by a whole factor so that its longest side is at most WORKING_SIZE pixels."""
+    factor = -(-max(img.size) // WORKING_SIZE)
+    if factor <= 1:
+        return img
+    # Averaging palette indices or bits would mix unrelated colours: convert those modes first.
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA")
+    elif img.mode == "1":
+        img = img.convert("L")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    return img.reduce(factor)
+
+
+def _pil_to_gray(img: PIL.Image.Image, where: str = "the image") -> np.ndarray:
     """Pillow image of any mode -> (H, W) float64 on a 0..255 scale."""
     from PIL import Image
 
@@ -123,7 +159,11 @@ def _pil_to_gray(img: PIL.Image.Image) -> np.ndarray:
     if mode in ("I", "F") or mode.startswith("I;16"):
         # convert("L") clips 16-bit values at 255 instead of rescaling them.
         arr = np.asarray(img, dtype=np.float64)
-        top = arr.max(initial=0.0)
+        if not np.isfinite(arr).all():  # a float TIFF may hold NaN or infinity
+            raise DataError(f"{where} holds NaN or infinite pixel values; save the digit as PNG or JPEG")
+        low, top = arr.min(initial=0.0), arr.max(initial=0.0)
+        if low < 0.0 or top > 65535.0:  # 32-bit integer or float pixels: map their range onto 0..255
+            return (arr - low) * (255.0 / (top - low))
         return arr * (255.0 / 65535.0) if top > 255.0 else arr
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if not has_alpha:
