@@ -432,6 +432,12 @@ def test_sequential_module_methods_and_buffers():
     model.apply(lambda m: seen.append(type(m).__name__))
     assert seen == ["Sequential", "Linear", "ReLU", "Linear"]
     model(zg.randn(2, 3)).sum().backward()
+    model.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    model(zg.randn(2, 3)).sum().backward()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    optimizer.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
     assert not any(p.requires_grad for p in model.requires_grad_(False).parameters())

@@ -212,10 +212,13 @@ class Module:
         """Sets evaluation mode (Dropout is identity, BatchNorm uses running statistics); returns self."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        """Sets every parameter's .grad to None (new arrays come with the next backward)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Sets every parameter's .grad to None (new arrays come with the next backward), or to zeros in place."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.fill(0)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freezes (False) or unfreezes every parameter; returns self."""

@@ -82,11 +82,14 @@ class Optimizer:
         if "eps" in group:
             _check(group["eps"] >= 0, f"eps must be >= 0, got {group['eps']}")
 
-    def zero_grad(self) -> None:
-        """Sets every parameter's .grad to None."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Sets every parameter's .grad to None (or, with set_to_none=False, fills it with zeros in place)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.fill(0)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Updates every parameter that has a gradient; with `closure`, first re-evaluates the loss."""
