@@ -427,6 +427,12 @@ def test_cli_export_of_a_book_pickle(capsys, tmp_path, book_weights, exported, m
 def test_cli_export_errors_are_one_line(capsys, tmp_path):
     code, _, err = _run(capsys, "export", "pretrained:book-ch3", str(tmp_path / "m.onnx"), "--opset", "9")
     assert code == 1 and "opset must be a whole number from 13" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, "export", "pretrained:book-ch3", str(tmp_path))
+    assert code == 1 and "is a folder" in err and len(err.strip().splitlines()) == 1
+    code, _, _ = _run(capsys, "export", "pretrained:book-ch3", str(tmp_path / "new" / "m.onnx"))
+    assert code == 0 and (tmp_path / "new" / "m.onnx").is_file()
+    with pytest.raises(zonnx.OnnxError, match="does not exist"):
+        zonnx.export(nn.ReLU(), np.ones((2, 3), np.float32), tmp_path / "missing" / "relu.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     code, _, err = _run(capsys, "evaluate", str(tmp_path / "junk.onnx"))
     assert code == 1 and "not an ONNX file" in err and len(err.strip().splitlines()) == 1

@@ -330,6 +330,17 @@ def _trace(module: nn.Module, x: Tensor) -> tuple[Any, dict[int, str]]:
     return out, labels
 
 
+def _check_out(path: str | Path | None) -> None:
+    """Refuses an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise OnnxError(f"{out} is a folder: give the ONNX file's name, e.g. {out / 'model.onnx'}")
+    if not out.parent.is_dir():
+        raise OnnxError(f"cannot write {out}: the folder {out.parent} does not exist")
+
+
 def _value_info(onnx: Any, name: str, array: np.ndarray, batch: int | None) -> Any:
     dims: list[Any] = list(array.shape)
     if batch is not None and dims and dims[0] == batch:
@@ -347,6 +358,7 @@ def export(module: nn.Module, example_input: Any, path: str | Path | None = None
     """
     onnx = _onnx()
     _check_opset(opset)
+    _check_out(path)
     if not isinstance(module, nn.Module):
         raise OnnxError(f"export needs an nn.Module, got {type(module).__name__}")
     data = np.array(example_input.data if isinstance(example_input, Tensor) else example_input)
@@ -415,6 +427,8 @@ def export_model_file(spec: str, out: str | Path, opset: int = DEFAULT_OPSET,
 
     _onnx()
     _check_opset(opset)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # as `zerograd train --out` does
+    _check_out(out)
     model, _ = load_model(spec, arch)
     example = _example_batch(model)
     proto = export(model, example, out, opset)
