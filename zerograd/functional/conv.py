@@ -169,10 +169,6 @@ def _pool_params(kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
     return {"kernel_size": kernel, "stride": step, "padding": pad}
 
 
-def _argmax_dtype(count: int) -> np.dtype:
-    return np.dtype(np.int8 if count <= 127 else np.int32)
-
-
 def _running_max(m: np.ndarray, arg: np.ndarray, v: np.ndarray, code: int) -> None:
     """m = max(m, v) in place, and arg = code where v is strictly greater (ties keep the earlier index).
 
@@ -198,25 +194,34 @@ class MaxPool2d(Function):
         self.shape, self.kernel, self.stride, self.padding, self.out_size = (
             x.shape, kernel_size, stride, padding, (oh, ow))
         self.tiled = stride == kernel_size and padding == (0, 0)
+        track = self.needs_input_grad[0]  # under no_grad only the maxima are needed, not where they were
         if self.tiled:
             n, c = x.shape[:2]
             rows = x[:, :, : oh * kh]
-            cols, self.col_arg = self._reduce([rows[:, :, :, j : j + kw * (ow - 1) + 1 : kw] for j in range(kw)])
+            cols, self.col_arg = self._reduce([rows[:, :, :, j : j + kw * (ow - 1) + 1 : kw] for j in range(kw)], track)
             split = cols.reshape(n, c, oh, kh, ow)
-            out, self.row_arg = self._reduce([split[:, :, :, i] for i in range(kh)])
+            out, self.row_arg = self._reduce([split[:, :, :, i] for i in range(kh)], track)
             return out
         xp = _pad(x, padding, -np.inf)  # padding never wins a maximum, as in PyTorch
         self.padded_shape = xp.shape
-        out, self.arg = self._reduce([_offset(xp, i, j, stride, (oh, ow)) for i in range(kh) for j in range(kw)])
+        out, self.arg = self._reduce([_offset(xp, i, j, stride, (oh, ow)) for i in range(kh) for j in range(kw)], track)
         return out
 
     @staticmethod
-    def _reduce(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Elementwise maximum of same-shaped views and the index of the first view holding it."""
-        m = views[0].copy()
-        arg = np.zeros(m.shape, dtype=_argmax_dtype(len(views)))
-        for code, v in enumerate(views[1:], start=1):
-            _running_max(m, arg, v, code)
+    def _reduce(views: list[np.ndarray], track: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Elementwise maximum of same-shaped views and (if `track`) the index of the first view holding it."""
+        if len(views) == 1:
+            return views[0].copy(), np.zeros(views[0].shape, dtype=np.int8) if track else None
+        arg = None
+        if track:  # the first pair directly: index 1 where the second is strictly greater
+            gt = views[1] > views[0]
+            arg = gt.view(np.int8) if len(views) <= 127 else gt.astype(np.int32)
+        m = np.maximum(views[0], views[1])
+        for code, v in enumerate(views[2:], start=2):
+            if track:
+                _running_max(m, arg, v, code)
+            else:
+                np.maximum(m, v, out=m)
         return m, arg
 
     def backward(self, g):
