@@ -10,11 +10,13 @@ from .math import as_tensor
 
 class ReLU(Function):
     def forward(self, x):
-        self.mask = x > 0
-        return np.maximum(x, 0)  # not x * mask: -inf * 0 would be nan
+        out = np.maximum(x, 0)  # not x * (x > 0): -inf * 0 would be nan
+        if self.needs_input_grad[0]:
+            self.out = out  # out > 0 exactly where x > 0: backward's mask, no bool array kept meanwhile
+        return out
 
     def backward(self, g):
-        return g * self.mask
+        return g * (self.out > 0)
 
 
 class LeakyReLU(Function):
