@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -358,3 +359,14 @@ def test_ctrl_c_ends_the_job_and_another_process_count_resumes_it(small_folder, 
     assert not (tmp_path / "cut.safetensors").exists()  # it did not run to the end
     assert main(["train", "--resume", str(ckpt), "--quiet"]) == 0
     assert max_weight_difference(tmp_path / "full.safetensors", tmp_path / "cut.safetensors") < 1e-4
+
+
+def test_the_readme_example_runs_on_two_processes(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "DistributedLoader" in b)
+    assert "epochs=10" in block
+    (tmp_path / "train.py").write_text(block.replace("epochs=10", "iterations=30"))  # a shorter run
+    result = mpirun(2, sys.executable, str(tmp_path / "train.py"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.split()
+    assert len(printed) == 1 and 0.85 < float(printed[0]) <= 1, result.stdout  # rank 0's test accuracy only
