@@ -295,3 +295,109 @@ def plot_random_search(
         ax.set_visible(False)
     axes[0].legend(loc="lower right", fontsize=7)
     return _save(fig, path)
+
+
+# --- chapters 7-8: looking inside a CNN -------------------------------------------------------------
+def _image_grid(fig: Any, images: Sequence[np.ndarray], titles: Sequence[str], rows: int, cols: int,
+                cmap: str = "gray") -> None:
+    """Draws 2-D images on rows x cols subplots of a figure (or subfigure), no axes, each with its title."""
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k in range(rows * cols):
+        ax = axes[k // cols][k % cols]
+        ax.set_axis_off()
+        if k < len(images):
+            ax.imshow(images[k], cmap=cmap, interpolation="nearest")
+            if titles[k]:
+                ax.set_title(titles[k], fontsize=8)
+
+
+def _filters_of(weight: Any) -> np.ndarray:
+    w = np.asarray(getattr(weight, "data", weight))
+    if w.ndim != 4:
+        raise ZerogradError(f"plot_filters needs convolution weights (out, in, kh, kw), got shape {w.shape}")
+    return w[:, 0]  # the first input channel of each filter (the only one for grey digits)
+
+
+def plot_filters(weight: Any, path: str | Path, before: Any = None, max_cols: int = 10,
+                 title: str | None = None) -> Path:
+    """The filters of a convolution weight (out, in, kh, kw) as small grey images (channel 0 of each).
+
+    With `before` (the same layer's weight at initialisation), two blocks: before training above,
+    after below, as the book's figure 7-24.
+    """
+    blocks = [("before training", _filters_of(before)), ("after training", _filters_of(weight))] \
+        if before is not None else [(title or "filters", _filters_of(weight))]
+    n = len(blocks[-1][1])
+    rows, cols = _grid(n, max_cols)
+    fig = _figure(cols * 0.9, (rows * len(blocks)) * 0.9 + 0.4 * len(blocks))
+    subfigs = fig.subfigures(len(blocks), 1, squeeze=False)[:, 0]
+    for sub, (name, filters) in zip(subfigs, blocks):
+        sub.suptitle(name, fontsize=10)
+        _image_grid(sub, list(filters), [""] * len(filters), rows, cols, cmap="gray_r")
+    return _save(fig, path)
+
+
+def plot_feature_maps(model: Any, image: np.ndarray, path: str | Path, max_maps: int = 16) -> Path:
+    """One input image (C, H, W) and the maps each Conv2d of `model` makes of it (after its ReLU, if any).
+
+    One row per convolution, at most `max_maps` channels each.
+    """
+    from . import nn
+    from .tensor import Tensor, no_grad
+
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ZerogradError(f"plot_feature_maps needs one image (C, H, W) or (H, W), got shape {x.shape}")
+    layers = list(getattr(model, "_modules", {}).values())
+    if not any(isinstance(m, nn.Conv2d) for m in layers):
+        raise ZerogradError("plot_feature_maps needs a Sequential model with Conv2d layers (simple-cnn, deep-cnn)")
+    maps: list[tuple[str, np.ndarray]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            h = Tensor(x[None])
+            for i, layer in enumerate(layers):
+                h = layer(h)
+                if isinstance(layer, nn.Conv2d):
+                    maps.append((f"conv {len(maps) + 1}: {layer.out_channels} maps", h.data[0]))
+                elif isinstance(layer, nn.ReLU) and maps and isinstance(layers[i - 1], (nn.Conv2d, nn.BatchNorm2d)):
+                    maps[-1] = (maps[-1][0] + " (after ReLU)", h.data[0])
+                if h.ndim != 4:
+                    break
+    finally:
+        model.train(was_training)
+    cols = min(max_maps, max(len(m) for _, m in maps)) + 1
+    fig = _figure(cols * 0.9, len(maps) * 1.1 + 0.3)
+    axes = fig.subplots(len(maps), cols, squeeze=False)
+    for row, (name, stack) in enumerate(maps):
+        axes[row][0].imshow(x[0], cmap="gray_r", interpolation="nearest")
+        axes[row][0].set_title("input" if row == 0 else "", fontsize=8)
+        axes[row][1].set_title(name, fontsize=8, loc="left")
+        for col in range(cols):
+            axes[row][col].set_axis_off()
+            if 0 < col <= min(len(stack), max_maps):
+                axes[row][col].imshow(stack[col - 1], cmap="viridis", interpolation="nearest")
+    return _save(fig, path)
+
+
+def plot_misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, path: str | Path,
+                       max_images: int = 40, max_cols: int = 10) -> Path:
+    """The test images whose prediction is wrong, each titled "predicted (true)" (the book's figure 8-4)."""
+    images, labels, predicted = np.asarray(images), np.asarray(labels), np.asarray(predicted)
+    if not len(images) == len(labels) == len(predicted):
+        raise ZerogradError(f"plot_misclassified: {len(images)} images, {len(labels)} labels and "
+                            f"{len(predicted)} predictions must be as many")
+    wrong = np.flatnonzero(labels != predicted)[:max_images]
+    if len(wrong) == 0:
+        raise ZerogradError("plot_misclassified: every image is classified correctly, there is nothing to draw")
+    pictures = [images[i].reshape(images[i].shape[-2:]) if images[i].ndim > 1 else
+                images[i].reshape(int(math.isqrt(images[i].size)), -1) for i in wrong]
+    rows, cols = _grid(len(wrong), max_cols)
+    fig = _figure(cols * 1.0, rows * 1.15 + 0.4)
+    fig.suptitle(f"misclassified: predicted (true), {len(wrong)} of {int((labels != predicted).sum())} shown",
+                 fontsize=10)
+    _image_grid(fig, pictures, [f"{predicted[i]} ({labels[i]})" for i in wrong], rows, cols, cmap="gray_r")
+    return _save(fig, path)

@@ -1,0 +1,232 @@
+"""Convolution and pooling: values against a plain-loop reference, gradients against central differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import zerograd as zg
+from zerograd import Tensor, nn
+from zerograd import functional as F
+from zerograd.errors import ShapeError, ZerogradError
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+def conv_reference(x, w, b, stride, padding):
+    """Cross-correlation by the definition: a loop over every output pixel."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    out = np.zeros((n, o, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
+            out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3]))
+    return out + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def pool_reference(x, kernel, stride, padding, reduce):
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
+    fill = -np.inf if reduce is np.max else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    oh, ow = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    out = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            out[:, :, i, j] = reduce(xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw], axis=(2, 3))
+    return out
+
+
+# (N, C, H, W, out_channels, (kh, kw), stride, padding): square and non-square kernels, one channel and many,
+# batch size 1, strides that do not divide the input evenly, asymmetric strides and paddings
+CONV_CASES = [
+    (2, 3, 7, 8, 4, (3, 3), 1, 1),
+    (1, 1, 9, 9, 2, (5, 2), 2, 0),
+    (3, 2, 10, 7, 3, (3, 2), (2, 3), (1, 0)),
+    (2, 4, 5, 5, 1, (5, 5), 1, 2),
+    (1, 2, 11, 11, 3, (4, 4), 3, 1),
+    (2, 1, 6, 6, 5, (1, 1), 1, 0),
+    (1, 3, 8, 5, 2, (2, 5), (3, 1), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("n, c, h, w, o, kernel, stride, padding", CONV_CASES)
+def test_conv2d_forward_matches_the_definition(n, c, h, w, o, kernel, stride, padding):
+    rng = np.random.default_rng(0)
+    x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, *kernel)), rng.standard_normal(o)
+    out = F.conv2d(Tensor(x), Tensor(weight), Tensor(bias), stride=stride, padding=padding)
+    np.testing.assert_allclose(out.data, conv_reference(x, weight, bias, stride, padding), rtol=1e-12, atol=1e-12)
+    no_bias = F.conv2d(Tensor(x), Tensor(weight), stride=stride, padding=padding)
+    np.testing.assert_allclose(no_bias.data, conv_reference(x, weight, None, stride, padding), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, c, h, w, o, kernel, stride, padding", CONV_CASES)
+def test_conv2d_gradients_match_central_differences(n, c, h, w, o, kernel, stride, padding):
+    rng = np.random.default_rng(1)
+    result = zg.gradcheck(
+        lambda x, weight, bias: F.conv2d(x, weight, bias, stride=stride, padding=padding),
+        rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, *kernel)), rng.standard_normal(o),
+    )
+    assert result.ok and result.max_abs_error < 1e-6
+
+
+def test_conv2d_without_bias_gradients():
+    rng = np.random.default_rng(2)
+    result = zg.gradcheck(lambda x, weight: F.conv2d(x, weight, stride=2, padding=1),
+                          rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2)))
+    assert result.ok
+
+
+def test_conv2d_computes_no_input_gradient_when_the_input_needs_none():
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((2, 1, 6, 6)).astype(np.float32))  # images: no gradient wanted
+    weight = Tensor(rng.standard_normal((3, 1, 3, 3)).astype(np.float32), requires_grad=True)
+    out = F.conv2d(x, weight)
+    grads = out._ctx.backward(np.ones(out.shape, dtype=np.float32))
+    assert grads[0] is None and grads[1].shape == (3, 1, 3, 3)
+    F.conv2d(x, weight).sum().backward()
+    assert x.grad is None and weight.grad is not None
+
+
+def test_conv2d_keeps_float32():
+    x = Tensor(np.ones((1, 2, 5, 5), dtype=np.float32), requires_grad=True)
+    layer = nn.Conv2d(2, 3, 3, padding=1)
+    out = layer(x)
+    out.sum().backward()
+    assert out.dtype == np.float32 and x.grad.dtype == np.float32 and layer.weight.grad.dtype == np.float32
+
+
+POOL_CASES = [
+    ((2, 3, 8, 8), 2, None, 0),
+    ((1, 1, 7, 7), 2, None, 0),  # 7 is not a multiple of 2: the last row and column are dropped
+    ((2, 2, 9, 7), 3, 2, 1),  # overlapping windows with padding
+    ((1, 3, 6, 9), (2, 3), (1, 2), (1, 1)),
+    ((3, 1, 5, 5), 3, 1, 0),
+]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", POOL_CASES)
+@pytest.mark.parametrize("op, reduce", [(F.max_pool2d, np.max), (F.avg_pool2d, np.mean)])
+def test_pooling_forward_matches_the_definition(op, reduce, shape, kernel, stride, padding):
+    x = np.random.default_rng(4).standard_normal(shape)
+    out = op(Tensor(x), kernel, stride, padding)
+    expected = pool_reference(x, kernel, kernel if stride is None else stride, padding, reduce)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", POOL_CASES)
+@pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
+def test_pooling_gradients_match_central_differences(op, shape, kernel, stride, padding):
+    # distinct values a good distance apart: central differences never cross a tie of the maximum
+    x = np.random.default_rng(5).permutation(np.prod(shape)).reshape(shape) * 0.1
+    result = zg.gradcheck(lambda t: op(t, kernel, stride, padding), x)
+    assert result.ok and result.max_abs_error < 1e-6
+
+
+def test_max_pool_ties_send_the_gradient_to_one_element_per_window():
+    # as PyTorch: the first maximum in row-major order within each window takes all of the gradient
+    x = Tensor(np.zeros((1, 1, 4, 4)), requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[::2, ::2] = 1
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+    x = Tensor(np.zeros((1, 1, 5, 5)), requires_grad=True)  # overlapping 3x3 windows, stride 1
+    F.max_pool2d(x, 3, 1).sum().backward()
+    expected = np.zeros((5, 5))
+    expected[:3, :3] = 1  # each window's first element: window (i, j) picks pixel (i, j)
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+    x = Tensor(np.array([[[[1.0, 3.0], [3.0, 2.0]]]]), requires_grad=True)
+    F.max_pool2d(x, 2).backward(np.array([[[[5.0]]]]))
+    np.testing.assert_array_equal(x.grad[0, 0], [[0, 5], [0, 0]])
+
+
+def test_im2col_is_the_books():
+    # the book's example shapes (chapter 7.4.3)
+    x1 = np.random.default_rng(6).random((1, 3, 7, 7))
+    assert F.im2col(x1, 5, 1, 0).shape == (9, 75)
+    assert F.im2col(np.zeros((10, 3, 7, 7)), 5, 1, 0).shape == (90, 75)
+    # each row is one window, channels first, then rows and columns of the window
+    np.testing.assert_array_equal(F.im2col(x1, 5)[0], x1[0, :, :5, :5].ravel())
+    np.testing.assert_array_equal(F.im2col(x1, 5)[4], x1[0, :, 1:6, 1:6].ravel())
+
+
+@pytest.mark.parametrize(
+    "make, x_shape, message",
+    [
+        (lambda: nn.Conv2d(1, 4, 5), (1, 1, 3, 3), "kernel 5x5 is larger than the padded input 3x3"),
+        (lambda: nn.Conv2d(1, 4, 5, padding=1), (1, 1, 2, 2), "padded input 4x4"),
+        (lambda: nn.Conv2d(3, 4, 3), (2, 1, 8, 8), "input has 1 channels but the weight (4, 3, 3, 3) expects 3"),
+        (lambda: nn.Conv2d(1, 4, 3), (1, 28, 28), "expects images (N, C, H, W), got shape (1, 28, 28)"),
+        (lambda: nn.MaxPool2d(3), (1, 1, 2, 2), "kernel 3x3 is larger than the padded input 2x2"),
+        (lambda: nn.AvgPool2d(2), (4, 4), "expects images (N, C, H, W), got shape (4, 4)"),
+    ],
+)
+def test_bad_input_names_the_layer_and_the_shapes(make, x_shape, message):
+    layer = make()
+    with pytest.raises(ShapeError) as info:
+        layer(Tensor(np.zeros(x_shape, dtype=np.float32)))
+    assert message in str(info.value) and str(info.value).startswith(type(layer).__name__ + "(")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: nn.Conv2d(1, 4, 3, stride=0), "stride must be at least 1"),
+        (lambda: nn.Conv2d(1, 4, 3, stride=(1, -2)), "stride must be at least 1"),
+        (lambda: nn.Conv2d(1, 4, 0), "kernel_size must be at least 1"),
+        (lambda: nn.Conv2d(1, 4, 3, padding=-1), "padding must be at least 0"),
+        (lambda: nn.Conv2d(0, 4, 3), "positive channel counts"),
+        (lambda: nn.MaxPool2d(2, stride=0), "stride must be at least 1"),
+        (lambda: nn.MaxPool2d(2, padding=2), "at most half the kernel size"),
+        (lambda: F.conv2d(Tensor(np.zeros((1, 1, 5, 5))), Tensor(np.zeros((1, 1, 3, 3))), stride=0), "stride"),
+        (lambda: F.conv2d(Tensor(np.zeros((1, 1, 5, 5))), Tensor(np.zeros((3, 3)))), "weight must be"),
+    ],
+)
+def test_bad_settings_are_refused_clearly(make, message):
+    with pytest.raises(ZerogradError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+def test_layers_have_pytorchs_defaults():
+    conv = nn.Conv2d(3, 8, 5)
+    assert (conv.stride, conv.padding, conv.kernel_size) == ((1, 1), (0, 0), (5, 5))
+    assert conv.weight.shape == (8, 3, 5, 5) and conv.bias.shape == (8,) and not conv.bias.data.any()
+    assert nn.Conv2d(3, 8, (3, 2), bias=False).bias is None
+    big = nn.Conv2d(16, 64, 3, generator=0)  # He: std sqrt(2 / fan_in), fan_in = 16 * 3 * 3
+    assert big.weight.data.std() == pytest.approx(np.sqrt(2 / 144), rel=0.05)
+    pool = nn.MaxPool2d(3)
+    assert (pool.kernel_size, pool.stride, pool.padding) == ((3, 3), (3, 3), (0, 0))
+    assert nn.AvgPool2d(2, 1).stride == (1, 1)
+    assert [name for name, _ in conv.named_parameters()] == ["weight", "bias"]
+
+
+def test_conv_layer_trains_with_batchnorm2d():
+    # a tiny CNN learns to tell a vertical bar from a horizontal one
+    rng = np.random.default_rng(7)
+    x = np.zeros((40, 1, 6, 6), dtype=np.float32)
+    t = np.arange(40) % 2
+    for i, label in enumerate(t):
+        k = rng.integers(1, 5)
+        if label:
+            x[i, 0, :, k] = 1
+        else:
+            x[i, 0, k, :] = 1
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, generator=0), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 2, generator=1))
+    opt = zg.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(30):
+        loss = F.cross_entropy(model(Tensor(x)), t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with zg.no_grad():
+        accuracy = (model(Tensor(x)).data.argmax(axis=1) == t).mean()
+    assert accuracy == 1.0 and loss.item() < 0.1
