@@ -165,6 +165,18 @@ COLLECTIVES = textwrap.dedent('''
     D.DistributedDataParallel(dropping)
     out["dropout_draws"] = dropping[1].generator.random(3).tolist()
 
+    # fit with batch norm: the same weights, running statistics and reduced metrics on every process
+    from zerograd import optim
+    from zerograd.training import fit
+    xs = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    ts = (xs[:, 0] > 0).astype(np.int64)
+    bnnet = nn.Sequential(nn.Linear(2, 3, generator=0), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2, generator=1))
+    ddp = D.DistributedDataParallel(bnnet)
+    loader = D.DistributedLoader(TensorDataset(xs, ts), 8, shuffle=True, seed=1)
+    history = fit(bnnet, optim.SGD(bnnet.parameters(), lr=0.1), loader, (xs, ts), epochs=2, parallel=ddp)
+    out["fit"] = {"state": {k: v.tolist() for k, v in bnnet.state_dict().items()},
+                  "loss": history.column("loss"), "acc": history.column("train_accuracy")}
+
     # sharded loading: disjoint shares of the same global batches, small last batches included
     x = np.arange(9 * 4, dtype=np.float32).reshape(9, 2, 2)
     t = np.arange(9)
@@ -240,6 +252,14 @@ def test_gradients_are_weighted_by_sample_count(collectives):
         # one flat message for 11 parameters (+ 4 has-gradient counts + the weight), or one per parameter
         assert r["buckets_25.0"] == [(11 + 4 + 1) * 4]
         assert r["buckets_1e-06"] == [(6 + 2) * 4, (2 + 2) * 4, (2 + 2) * 4, (1 + 2) * 4]
+
+
+def test_fit_keeps_processes_identical_and_reduces_metrics(collectives):
+    r0, r1 = collectives
+    # the same weights, averaged running statistics, and loss and accuracy over all 20 samples (each
+    # process's own share would give each its own figures)
+    assert r0["fit"] == r1["fit"]
+    assert r0["fit"]["state"]["1.running_mean"] != [0.0, 0.0, 0.0]
 
 
 def test_each_process_draws_its_own_dropout_masks(collectives):
