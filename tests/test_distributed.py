@@ -187,6 +187,9 @@ COLLECTIVES = textwrap.dedent('''
         single = DataLoader(TensorDataset(x, t), batch, shuffle=True, seed=5,
                             transform=RandomAffine(1, 10, seed=3) if transform else None)
         out[f"single_{name}"] = [[b[1].tolist(), b[0].tolist()] for _ in range(2) for b in single]
+    for name, kwargs in (("entropy", {"generator": np.random.default_rng()}), ("unseeded", {})):
+        loader = D.DistributedLoader(TensorDataset(x, t), 4, shuffle=True, **kwargs)
+        out[f"labels_{name}"] = [b[1].tolist() for b in loader]
     json.dump(out, open(sys.argv[1] + f"/rank{r}.json", "w"))
 ''')
 
@@ -260,6 +263,14 @@ def test_fit_keeps_processes_identical_and_reduces_metrics(collectives):
     # process's own share would give each its own figures)
     assert r0["fit"] == r1["fit"]
     assert r0["fit"]["state"]["1.running_mean"] != [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("name", ["entropy", "unseeded"])
+def test_loader_shares_fit_together_whatever_the_generator(collectives, name):
+    """A generator seeded from entropy (different in each process) starts from rank 0's state; no seed means 0."""
+    r0, r1 = collectives
+    labels = [label for a, b in zip(r0[f"labels_{name}"], r1[f"labels_{name}"]) for label in a + b]
+    assert sorted(labels) == list(range(9))
 
 
 def test_each_process_draws_its_own_dropout_masks(collectives):

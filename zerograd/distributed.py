@@ -172,22 +172,29 @@ def shard_bounds(batch: int, world: int, rank: int) -> tuple[int, int]:
 class DistributedLoader(DataLoader):
     """A DataLoader over the same global batches on every process that yields only this process's share.
 
-    Every process draws the same permutation from the same seed each epoch and cuts each batch of
-    `batch_size` (the global batch) into world_size contiguous shares; the last, smaller batch is cut
-    the same way (a share may be empty when it has fewer samples than there are processes).
-    `len(loader)` is the number of global batches. `transform` sees the whole global batch, so its
-    random draws are the same on every process as in a single process (each process then keeps its share).
+    Every process draws the same permutation each epoch (from `seed`, 0 by default, or from a `generator`
+    set to rank 0's state) and cuts each batch of `batch_size` (the global batch) into world_size
+    contiguous shares; the last, smaller batch is cut the same way (a share may be empty when it has
+    fewer samples than there are processes). `len(loader)` is the number of global batches. `transform`
+    sees the whole global batch, so its random draws are those of a single process (each process then
+    keeps its share; the transform's own generator must start alike on every process).
     """
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False, *,
                  generator: np.random.Generator | None = None, seed: int | None = None,
                  transform: Callable[[np.ndarray], np.ndarray] | None = None,
                  rank: int | None = None, world_size: int | None = None) -> None:
+        if generator is None and seed is None:
+            seed = 0  # not zerograd's default generator: its entropy would differ between processes
         super().__init__(dataset, batch_size, shuffle, drop_last, generator=generator, seed=seed, transform=transform)
-        self.rank = _rank() if rank is None else int(rank)
-        self.world_size = _world_size() if world_size is None else int(world_size)
+        comm = init() if rank is None or world_size is None else None
+        self.rank = int(comm.Get_rank()) if rank is None else int(rank)
+        self.world_size = int(comm.Get_size()) if world_size is None else int(world_size)
         if not 0 <= self.rank < self.world_size:
             raise DistributedError(f"rank {self.rank} is outside a job of {self.world_size} processes")
+        if generator is not None and comm is not None:
+            # the shares only fit together if every process shuffles alike: start from rank 0's state
+            generator.bit_generator.state = comm.bcast(generator.bit_generator.state, root=0)
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.dataset)
@@ -210,14 +217,6 @@ class DistributedLoader(DataLoader):
                 batch = (np.asarray(self.transform(batch[0])), *batch[1:])
                 batch = tuple(a[lo:hi] for a in batch)
             yield batch
-
-
-def _rank() -> int:
-    return rank()
-
-
-def _world_size() -> int:
-    return world_size()
 
 
 class _Bucket:
@@ -340,13 +339,7 @@ class DistributedDataParallel(nn.Module, Parallel):
         return [float(v) for v in all_reduce(np.asarray(sums, dtype=np.float64), "sum", self.comm)]
 
 
-def gather_objects(value: Any, comm: Any = None) -> list[Any]:
-    """[value of process 0, value of process 1, ...] on every process (small picklable objects)."""
-    comm = comm if comm is not None else init()
-    return list(comm.allgather(value))
-
-
 __all__: Sequence[str] = (
     "DistributedDataParallel", "DistributedError", "DistributedLoader", "all_reduce", "average_buffers",
-    "broadcast", "gather_objects", "init", "is_main", "rank", "shard_bounds", "world_size",
+    "broadcast", "init", "is_main", "rank", "shard_bounds", "world_size",
 )
