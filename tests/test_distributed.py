@@ -368,7 +368,7 @@ def test_an_error_on_one_process_ends_the_whole_job_promptly(tmp_path):
     elapsed = time.monotonic() - begin
     assert result.returncode != 0
     assert result.stderr.count("zerograd train: error: rank 1 failed on purpose") == 1, result.stderr
-    assert elapsed < 60  # not a hang (the timeout would raise); it takes about 3 s
+    assert elapsed < 60  # not a hang (the timeout would raise); it takes about 5 s, 3 of them a grace period
 
 
 def test_ctrl_c_ends_the_job_and_another_process_count_resumes_it(small_folder, tmp_path):

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .errors import ZerogradError
 
-ABORT_GRACE_SECONDS = 1.0  # how long a rank other than 0 leaves rank 0 to report a shared failure first
+ABORT_GRACE_SECONDS = 3.0  # how long a rank other than 0 leaves rank 0 to report a shared failure first
 _LAUNCHER_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
 
 
