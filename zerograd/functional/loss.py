@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
-from .activation import _log_softmax, _sigmoid
+from .activation import _sigmoid
 from .math import as_tensor, mean
 
 
@@ -60,13 +60,20 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 
 class CrossEntropy(Function):
-    """Softmax and cross-entropy fused: the gradient is simply (softmax - target) / N."""
+    """Softmax and cross-entropy fused: the gradient is simply (softmax - target) / N.
+
+    Forward keeps the softmax itself (not the log-probabilities), so backward is one scaled copy and
+    one indexed subtraction: no second exp, no extra passes over the logits.
+    """
 
     def forward(self, logits, target, reduction="mean"):
         if logits.ndim != 2:
             raise ShapeError(f"cross_entropy expects logits of shape (N, C), got {logits.shape}: flatten them first")
         n = logits.shape[0]
-        logp = _log_softmax(logits, axis=1)
+        shifted = logits - logits.max(axis=1, keepdims=True)  # the row maximum: exp never overflows
+        probs = np.exp(shifted)
+        total = probs.sum(axis=1, keepdims=True)
+        log_total = np.log(total)
         if target.ndim == 1 and target.dtype.kind in "iu":
             if target.shape[0] != n:
                 raise ShapeError(f"cross_entropy: {n} rows of logits but {target.shape[0]} labels")
@@ -75,30 +82,36 @@ class CrossEntropy(Function):
                     f"cross_entropy: labels must lie in 0..{logits.shape[1] - 1}, got {target.min()}..{target.max()}"
                 )
             self.labels = target
-            losses = -logp[np.arange(n), target]
+            losses = log_total[:, 0] - shifted[np.arange(n), target]  # -log softmax at the labels
         elif target.shape == logits.shape:
             self.labels = None
             self.onehot = target.astype(logits.dtype, copy=False)
-            losses = -(self.onehot * logp).sum(axis=1)
+            shifted -= log_total  # log softmax, in place: shifted is this function's own array
+            losses = -(self.onehot * shifted).sum(axis=1)
         else:
             raise ShapeError(
                 f"cross_entropy: target of shape {target.shape} fits neither integer labels ({n},) "
                 f"nor one-hot/probabilities {logits.shape}"
             )
-        self.logp, self.reduction = logp, reduction
+        if self.needs_input_grad[0]:
+            probs /= total
+            self.probs = probs
+        self.reduction = reduction
         return _reduce(losses, reduction)
 
     def backward(self, g):
-        grad = np.exp(self.logp)
-        n = grad.shape[0]
+        n = self.probs.shape[0]
         if self.labels is not None:
+            if self.reduction == "mean":  # the usual case, in two operations
+                scale = g / n
+                grad = self.probs * scale
+                grad[np.arange(n), self.labels] -= scale
+                return grad
+            grad = self.probs.copy()
             grad[np.arange(n), self.labels] -= 1
         else:
             # d/dx of -sum(t log softmax(x)) is softmax(x) * sum(t) - t; sum(t) is 1 for one-hot rows
-            grad = grad * self.onehot.sum(axis=1, keepdims=True) - self.onehot
-        if self.reduction == "mean":
-            grad *= g / n
-            return grad
+            grad = self.probs * self.onehot.sum(axis=1, keepdims=True) - self.onehot
         return _scale(grad, g, self.reduction, n)
 
 
