@@ -1,0 +1,661 @@
+#!/usr/bin/env python
+"""zerograd's benchmark suite (issue 8): B1-B6 for zerograd, a hand-written NumPy floor and PyTorch.
+
+    python benchmarks/run.py                        # all of B1-B6, the full counts (about 10 minutes)
+    python benchmarks/run.py --quick                # smoke run: tiny iteration counts, small data
+    python benchmarks/run.py --only B2,B3           # a subset (B5 needs B1-B3 and runs them)
+    python benchmarks/run.py --threads 2            # BLAS / OpenMP threads for every framework
+    python benchmarks/run.py --frameworks zerograd,numpy
+    python benchmarks/run.py --profile B2           # cProfile zerograd's B2 training step instead
+
+  B1  the book's TwoLayerNet 784-50-10 ReLU, SGD lr 0.1, batch 100, 10,000 iterations (training time),
+      then test accuracy
+  B2  SimpleConvNet, Adam lr 1e-3, batch 100: time per training iteration
+  B3  DeepConvNet, Adam lr 1e-3, batch 100: time per training iteration
+  B4  inference on the 10,000 test images, batch 1000: the book's ch3 network, the default MLP,
+      simple-cnn and deep-cnn (the pretrained weights where zerograd ships them)
+  B5  peak memory (RSS) of the B1, B2 and B3 runs
+  B6  `zerograd train` end to end (the default MLP; --model simple-cnn), one epoch, against a plain
+      PyTorch loop doing the same (shuffled batches, Adam, cosine schedule, test evaluation, checkpoint)
+
+Every run is a fresh worker process (`run.py --worker ...`) that imports only its own framework
+(`sides.py`, `numpy_floor.py`), so that import costs, thread pools and memory never mix. The
+frameworks take turns run by run, the first one changing every round, and the table reports
+medians: of the times, and of the per-round ratios (each ratio pairs runs made seconds apart, so a
+slow drift of a shared machine cancels). All frameworks start from the same weights (zerograd's
+seed-0 initialisation, or its pretrained files) and see the same batches. float32 throughout.
+
+Threads: --threads N (default: $OPENBLAS_NUM_THREADS, else the number of CPUs) sets
+OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS in every worker and torch.set_num_threads(N).
+PyTorch is not a zerograd dependency: without it (`pip install torch==2.13.0` for the CPU build) its
+column stays empty. The JSON (--out, default benchmarks/results/latest.json) has every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+FRAMEWORKS = ("zerograd", "numpy", "torch")
+LABELS = {"zerograd": "zerograd", "numpy": "NumPy floor", "torch": "PyTorch"}
+BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6")
+B4_MODELS = ("book-ch3", "mlp", "simple-cnn", "deep-cnn")
+B6_MODELS = ("mlp", "simple-cnn")
+
+# iteration counts and rounds (runs per framework): the full suite, and --quick
+COUNTS = {
+    "full": dict(b1_iterations=10000, b1_rounds=3, b2_warmup=5, b2_iterations=30, b2_rounds=5,
+                 b3_warmup=2, b3_iterations=6, b3_rounds=5, b4_images=10000, b4_rounds=3, b6_rounds=3),
+    "quick": dict(b1_iterations=100, b1_rounds=1, b2_warmup=1, b2_iterations=1, b2_rounds=1,
+                  b3_warmup=1, b3_iterations=1, b3_rounds=1, b4_images=200, b4_rounds=1, b6_rounds=1),
+}
+QUICK_DATA = (10000, 1000)  # training and test images in --quick mode
+QUICK_B6_DATA = (500, 200)  # B6's --quick epoch: `zerograd train --data FOLDER` on this many of them
+
+# targets: the largest allowed ratio zerograd / other framework (issue 8)
+TARGETS: dict[str, dict[str, float]] = {
+    "B1": {"torch": 0.6, "numpy": 1.1},
+    "B2": {"torch": 1.0, "numpy": 1.1},
+    "B3": {"torch": 1.5},
+    **{f"B4 {m}": {"torch": 1.0} for m in B4_MODELS},
+    **{f"B5 {b}": {"torch": 1.5} for b in ("B1", "B2", "B3")},
+    **{f"B6 {m}": {"torch": 1.0} for m in B6_MODELS},
+}
+B1_MIN_ACCURACY = 0.97
+
+
+# --- the parent: data, models, rounds, table -------------------------------------------------------
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny iteration counts and data")
+    p.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of B1..B6")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                   help="comma-separated subset of zerograd,numpy,torch (torch is skipped when not installed)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for every framework (default: $OPENBLAS_NUM_THREADS, else the CPU count)")
+    p.add_argument("--rounds", type=int, default=None, help="runs per framework and benchmark (default 3-5)")
+    p.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="where to write the JSON")
+    p.add_argument("--pause", type=float, default=None,
+                   help="seconds of rest between runs (default 0.5; 0 with --quick)")
+    p.add_argument("--profile", choices=["B1", "B2", "B3"], default=None,
+                   help="cProfile zerograd's training step of this benchmark and print the top functions")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.only = [b.strip().upper() for b in args.only.split(",") if b.strip()]
+    for b in args.only:
+        if b not in BENCHMARKS:
+            p.error(f"unknown benchmark {b!r}: choose from {', '.join(BENCHMARKS)}")
+    args.frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    for f in args.frameworks:
+        if f not in FRAMEWORKS:
+            p.error(f"unknown framework {f!r}: choose from {', '.join(FRAMEWORKS)}")
+    if args.threads is None:
+        env = os.environ.get("OPENBLAS_NUM_THREADS", "")
+        args.threads = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    if args.threads < 1:
+        p.error("--threads must be at least 1")
+    if args.pause is None:
+        args.pause = 0.0 if args.quick else 0.5
+    if args.rounds is not None and args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    return args
+
+
+def _spec(model: Any) -> list[dict[str, Any]]:
+    """The layer list of a zerograd model (its leaf modules in order) for the NumPy floor and PyTorch."""
+    from zerograd import nn
+
+    ops: list[dict[str, Any]] = []
+    for name, m in model.named_modules():
+        if any(True for _ in m.children()):
+            continue  # a container: its leaves follow
+        pre = f"{name}." if name else ""
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            op = {"op": "linear" if isinstance(m, nn.Linear) else "conv", "weight": pre + "weight",
+                  "bias": pre + "bias" if m.bias is not None else None}
+            if isinstance(m, nn.Conv2d):
+                op.update(stride=list(m.stride), padding=list(m.padding))
+            ops.append(op)
+        elif isinstance(m, nn.MaxPool2d):
+            ops.append({"op": "maxpool", "kernel": list(m.kernel_size), "stride": list(m.stride),
+                        "padding": list(m.padding)})
+        elif isinstance(m, (nn.ReLU, nn.Sigmoid, nn.Flatten)):
+            ops.append({"op": type(m).__name__.lower()})
+        elif isinstance(m, nn.Dropout):
+            ops.append({"op": "dropout", "p": m.p})
+        else:
+            raise SystemExit(f"benchmarks: no NumPy-floor/PyTorch counterpart for {type(m).__name__} in {name}")
+    return ops
+
+
+def _save_model(work: Path, key: str, model: Any, input_ndim: int, source: str) -> dict[str, Any]:
+    """Writes model `key`'s description (config, spec) and weights for the workers; returns the description."""
+    config = getattr(model, "config", None)
+    if config is None:
+        raise SystemExit(f"benchmarks: model {key} has no config to rebuild it from")
+    weights = {k: np.asarray(v, dtype=np.float32) for k, v in model.state_dict().items()}
+    info = {"key": key, "config": config, "spec": _spec(model), "input_ndim": input_ndim, "source": source}
+    np.savez(work / f"{key}.npz", **weights)
+    (work / f"{key}.json").write_text(json.dumps(info))
+    return info
+
+
+def _build_models(work: Path, benches: list[str], x_check: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Every model the chosen benchmarks need, saved for the workers, with the floor checked against zerograd."""
+    import numpy_floor
+
+    from zerograd import Tensor, ZerogradError, no_grad
+    from zerograd import models as zm
+
+    def pretrained_or_new(name: str, build: Any) -> tuple[Any, str]:
+        try:
+            model, _ = zm.load_model(f"pretrained:{name}")
+            return model, f"pretrained:{name}"
+        except ZerogradError:
+            return build(), "untrained (no pretrained file), seed 0"
+
+    wanted: dict[str, tuple[Any, int]] = {}
+    if "B1" in benches:
+        wanted["b1"] = (lambda: (zm.TwoLayerNet(784, 50, 10, weight_init_std=0.01, seed=0), "seed 0"), 2)
+    if "B2" in benches:
+        wanted["b2"] = (lambda: (zm.SimpleConvNet(seed=0), "seed 0"), 4)
+    if "B3" in benches:
+        wanted["b3"] = (lambda: (zm.DeepConvNet(seed=0), "seed 0"), 4)
+    if "B4" in benches:
+        news = {"book-ch3": zm.book_ch3, "mlp": lambda: zm.MLP(784, (256, 128), 10, seed=0),
+                "simple-cnn": lambda: zm.SimpleConvNet(seed=0), "deep-cnn": lambda: zm.DeepConvNet(seed=0)}
+        for name in B4_MODELS:
+            wanted[f"b4-{name}"] = (lambda name=name: pretrained_or_new(name, news[name]), 4)
+    if "B6" in benches:  # the networks `zerograd train --seed 0` starts from
+        wanted["b6-mlp"] = (lambda: (zm.MLP(784, (256, 128), 10, seed=0), "seed 0"), 4)
+        wanted["b6-simple-cnn"] = (lambda: (zm.SimpleConvNet(seed=0), "seed 0"), 4)
+    infos = {}
+    for key, (make, ndim) in wanted.items():
+        model, source = make()
+        info = _save_model(work, key, model, ndim, source)
+        x = x_check.reshape(len(x_check), -1) if ndim == 2 else x_check
+        model.eval()
+        with no_grad():
+            ref = model(Tensor(x)).data
+        floor = numpy_floor.Net(numpy_floor.build(info["spec"], dict(np.load(work / f"{key}.npz"))))
+        info["reference_logits"] = ref
+        info["floor_max_abs_diff"] = float(np.abs(floor.predict(x) - ref).max())
+        if info["floor_max_abs_diff"] > 1e-3:
+            raise SystemExit(f"benchmarks: the NumPy floor computes something else than zerograd for {key} "
+                             f"(max |diff| {info['floor_max_abs_diff']:.2e}): its layer spec is wrong")
+        infos[key] = info
+    return infos
+
+
+def _write_data(work: Path, quick: bool) -> None:
+    """MNIST as .npy files for the workers (float32 images (N, 1, 28, 28) in [0, 1], int64 labels)."""
+    from zerograd.datasets import load_mnist
+    from zerograd.datasets.idx import write_idx
+
+    (x, t), (xt, tt) = load_mnist(normalize=False, flatten=False)
+    if quick:
+        x, t, xt, tt = x[:QUICK_DATA[0]], t[:QUICK_DATA[0]], xt[:QUICK_DATA[1]], tt[:QUICK_DATA[1]]
+        # B6 runs `zerograd train --data FOLDER`: a small MNIST in IDX files
+        folder = work / "b6-data"
+        folder.mkdir()
+        n, nt = QUICK_B6_DATA
+        for stem, arr in (("train-images-idx3-ubyte", x[:n, 0]), ("train-labels-idx1-ubyte", t[:n]),
+                          ("t10k-images-idx3-ubyte", xt[:nt, 0]), ("t10k-labels-idx1-ubyte", tt[:nt])):
+            write_idx(folder / stem, np.ascontiguousarray(arr).astype(np.uint8))
+    for name, arr in (("x_train", x), ("x_test", xt)):
+        np.save(work / f"{name}.npy", arr.astype(np.float32) / np.float32(255))
+    np.save(work / "t_train.npy", t.astype(np.int64))
+    np.save(work / "t_test.npy", tt.astype(np.int64))
+
+
+# Spawns the measured process from a tiny interpreter and reports its peak RSS: on Linux a process's
+# ru_maxrss starts from the RSS of the process that forked it, so forking straight from this parent
+# (which holds MNIST) would add the parent's ~200 MB to every measurement.
+_LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
+    """Runs a process to its end: stdout, wall seconds and its own peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = os.path.join(tmp, "maxrss")
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, rss_file, *cmd], env=env,
+                              capture_output=True, timeout=timeout)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"benchmarks: {' '.join(cmd[:6])} ... failed (exit {proc.returncode}):\n"
+                             f"{proc.stderr.decode(errors='replace')[-3000:]}")
+        with open(rss_file) as f:
+            maxrss = int(f.read())
+    return {"stdout": proc.stdout.decode(), "wall_seconds": wall, "peak_rss_mb": _ru_maxrss_mb(maxrss)}
+
+
+def _ru_maxrss_mb(value: int) -> float:
+    return value / (1024 * 1024) if sys.platform == "darwin" else value / 1024  # bytes on macOS, KiB on Linux
+
+
+def _worker(payload: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    ran = _run([sys.executable, str(HERE / "run.py"), "--worker", json.dumps(payload)], env)
+    lines = [line for line in ran["stdout"].splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit(f"benchmarks: the {payload['framework']} worker for {payload['bench']} gave no result")
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["peak_rss_mb"], result["wall_seconds"] = ran["peak_rss_mb"], ran["wall_seconds"]
+    return result
+
+
+def _zerograd_train(model: str, work: Path, quick: bool, r: int, env: dict[str, str]) -> dict[str, Any]:
+    """One `zerograd train` process, as a user runs it: its wall time, peak RSS and reported epoch time."""
+    out = work / f"b6-zg-{model}-{r}" / "model.safetensors"
+    cmd = [sys.executable, "-m", "zerograd", "train", "--model", model, "--epochs", "1", "--seed", "0",
+           "--quiet", "--json", "--out", str(out)]
+    if quick:
+        cmd += ["--data", str(work / "b6-data")]
+    ran = _run(cmd, env)
+    report = json.loads(ran["stdout"].strip().splitlines()[-1])
+    return {"seconds": report["train_seconds"], "accuracy": report["test_accuracy"],
+            "wall_seconds": ran["wall_seconds"], "peak_rss_mb": ran["peak_rss_mb"]}
+
+
+def _rounds(n: int, frameworks: list[str], run: Any, pause: float, label: str) -> dict[str, list[dict[str, Any]]]:
+    """`n` runs per framework, taking turns; the framework that goes first changes every round."""
+    out: dict[str, list[dict[str, Any]]] = {f: [] for f in frameworks}
+    for r in range(n):
+        order = frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]
+        for fw in order:
+            time.sleep(pause)
+            res = run(fw, r)
+            out[fw].append(res)
+            shown = {k: round(v, 4) for k, v in res.items() if isinstance(v, float) and k != "wall_seconds"}
+            print(f"  {label} round {r + 1}/{n} {fw}: {shown}", file=sys.stderr, flush=True)
+    return out
+
+
+def _row(rid: str, name: str, unit: str, runs: dict[str, list[dict[str, Any]]], metric: str,
+         scale: float = 1.0, accuracy: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A table row: medians per framework, median per-round ratios, target check, every run."""
+    values = {fw: [r[metric] * scale for r in rs] for fw, rs in runs.items()}
+    row: dict[str, Any] = {"id": rid, "benchmark": name, "unit": unit, "median": {}, "runs": values,
+                           "ratio": {}, "ratio_runs": {}, "target": TARGETS.get(rid, {}), "accuracy": {}}
+    for fw, vs in values.items():
+        row["median"][fw] = statistics.median(vs)
+    if "zerograd" in values:
+        for other in ("torch", "numpy"):
+            if other in values:
+                pairs = [z / o for z, o in zip(values["zerograd"], values[other])]
+                row["ratio_runs"][other] = pairs
+                row["ratio"][other] = statistics.median(pairs)
+    if accuracy:
+        row["accuracy"] = {fw: statistics.median(r[accuracy] for r in rs) for fw, rs in runs.items()}
+    checks = [row["ratio"][fw] <= limit for fw, limit in row["target"].items() if fw in row["ratio"]]
+    row["met"] = all(checks) if checks else None
+    row.update(extra or {})
+    return row
+
+
+def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tuple[list[dict[str, Any]], dict]:
+    counts = dict(COUNTS["quick" if args.quick else "full"])
+    if args.rounds:
+        counts.update({k: args.rounds for k in counts if k.endswith("_rounds")})
+    benches = list(args.only)
+    if "B5" in benches:
+        benches += [b for b in ("B1", "B2", "B3") if b not in benches]
+    trained = [f for f in args.frameworks]  # B1-B4 run every framework
+    x_check = np.load(work / "x_test.npy")[:100]
+    print("preparing data and models ...", file=sys.stderr, flush=True)
+    infos = _build_models(work, benches, x_check)
+    rows: list[dict[str, Any]] = []
+    runs_by_bench: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    base = {"work": str(work), "threads": args.threads, "quick": args.quick}
+
+    def check(fw: str, key: str, res: dict[str, Any]) -> None:
+        if "check_logits" in res:
+            diff = float(np.abs(np.asarray(res.pop("check_logits"), dtype=np.float32)
+                                - infos[key]["reference_logits"][:10]).max())
+            res["max_abs_diff"] = diff
+
+    train_cfg = {
+        "B1": dict(model="b1", optimizer="sgd", lr=0.1, batch=100, iterations=counts["b1_iterations"]),
+        "B2": dict(model="b2", optimizer="adam", lr=1e-3, batch=100, warmup=counts["b2_warmup"],
+                   iterations=counts["b2_iterations"]),
+        "B3": dict(model="b3", optimizer="adam", lr=1e-3, batch=100, warmup=counts["b3_warmup"],
+                   iterations=counts["b3_iterations"]),
+    }
+    for bench in ("B1", "B2", "B3"):
+        if bench not in benches:
+            continue
+        cfg = train_cfg[bench]
+
+        def one(fw: str, r: int, bench: str = bench, cfg: dict = cfg) -> dict[str, Any]:
+            res = _worker({**base, **cfg, "bench": bench, "framework": fw, "seed": r}, env)
+            check(fw, cfg["model"], res)
+            return res
+
+        runs = _rounds(counts[f"{bench.lower()}_rounds"], trained, one, args.pause, bench)
+        runs_by_bench[bench] = runs
+    if "B1" in args.only:
+        rows.append(_row("B1", "TwoLayerNet 784-50-10 ReLU, SGD lr 0.1, batch 100, "
+                         f"{counts['b1_iterations']:,} iterations", "s", runs_by_bench["B1"], "seconds",
+                         accuracy="accuracy"))
+    for bench, name in (("B2", "SimpleConvNet, Adam lr 1e-3, batch 100"),
+                        ("B3", "DeepConvNet, Adam lr 1e-3, batch 100")):
+        if bench in args.only:
+            rows.append(_row(bench, name, "ms / iteration", runs_by_bench[bench], "seconds_per_iteration", 1e3))
+    if "B4" in benches:
+        keys = [f"b4-{m}" for m in B4_MODELS]
+        batch4 = min(1000, counts["b4_images"])
+        runs = _rounds(counts["b4_rounds"], trained,
+                       lambda fw, r: _worker({**base, "bench": "B4", "framework": fw, "models": keys,
+                                              "images": counts["b4_images"], "batch": batch4}, env),
+                       args.pause, "B4")
+        for m, key in zip(B4_MODELS, keys):
+            per_model = {fw: [res["models"][key] for res in rs] for fw, rs in runs.items()}
+            for fw, rs in per_model.items():
+                for res in rs:
+                    check(fw, key, res)
+            rows.append(_row(f"B4 {m}", f"inference, {counts['b4_images']:,} test images, batch {batch4}, {m} "
+                             f"({infos[key]['source']})", "s", per_model, "seconds", accuracy="accuracy"))
+    if "B5" in benches:
+        for bench in ("B1", "B2", "B3"):
+            rows.append(_row(f"B5 {bench}", f"peak RSS of the {bench} run (the whole process: "
+                             "interpreter, framework, data, training)", "MB", runs_by_bench[bench], "peak_rss_mb",
+                             extra={"rss_after_setup_mb": {fw: statistics.median(r["rss_setup_mb"] for r in rs)
+                                                           for fw, rs in runs_by_bench[bench].items()}}))
+    if "B6" in benches:
+        sides = [f for f in args.frameworks if f in ("zerograd", "torch")]
+        for m in B6_MODELS:
+            def one6(fw: str, r: int, m: str = m) -> dict[str, Any]:
+                if fw == "zerograd":
+                    return _zerograd_train(m, work, args.quick, r, env)
+                return _worker({**base, "bench": "B6", "framework": fw, "model": f"b6-{m}", "seed": r,
+                                "lr": 1e-3, "batch": 128, "epochs": 1}, env)
+
+            runs = _rounds(counts["b6_rounds"], sides, one6, args.pause, f"B6 {m}")
+            rows.append(_row(f"B6 {m}", f"`zerograd train --model {m} --epochs 1` vs a plain PyTorch loop "
+                             "(seconds of the epoch, test evaluation included)", "s / epoch", runs, "seconds",
+                             accuracy="accuracy",
+                             extra={"wall_seconds": {fw: statistics.median(r["wall_seconds"] for r in rs)
+                                                     for fw, rs in runs.items()}}))
+    for row in rows:  # B1's accuracy is part of its target
+        if row["id"] == "B1" and not args.quick and row["accuracy"]:
+            row["accuracy_target"] = B1_MIN_ACCURACY
+            if row["met"] is not None or row["accuracy"]:
+                row["met"] = bool(row["met"] is not False and min(row["accuracy"].values()) >= B1_MIN_ACCURACY)
+    models = {k: {kk: vv for kk, vv in v.items() if kk != "reference_logits"} for k, v in infos.items()}
+    return rows, models
+
+
+def _environment(args: argparse.Namespace) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    torch_version = None
+    if "torch" in args.frameworks:
+        import importlib.metadata
+
+        torch_version = importlib.metadata.version("torch")
+    blas = None
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older NumPy: no dict mode
+        pass
+    import zerograd
+
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "blas": blas,
+            "zerograd": zerograd.__version__, "torch": torch_version, "threads": args.threads,
+            "thread_variables": ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                 "torch.set_num_threads"],
+            "load_average_before": list(os.getloadavg()), "quick": args.quick}
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if unit == "MB":
+        return f"{v:.0f}"
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as a Markdown table (and the environment line above it)."""
+    env = result["environment"]
+    fws = result["frameworks"]
+    lines = [f"{env['date']}; {env['cpu']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
+             f"({env['blas']}), PyTorch {env['torch'] or 'not run'}; {env['threads']} thread(s) per framework; "
+             f"load average {env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after"
+             + ("; --quick (smoke run, not a measurement)" if env["quick"] else ""), ""]
+    head = ["", "benchmark", "unit"] + [LABELS[f] for f in fws]
+    ratios = [f for f in ("torch", "numpy") if f in fws and "zerograd" in fws]
+    head += [f"zerograd / {LABELS[f]}" for f in ratios] + ["target", "met", "accuracy"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result["rows"]:
+        cells = [row["id"], row["benchmark"], row["unit"]]
+        cells += [_fmt(row["median"].get(f), row["unit"]) for f in fws]
+        cells += [f"**{row['ratio'][f]:.2f}**" if f in row["ratio"] else "-" for f in ratios]
+        target = ", ".join(f"≤ {v} × {LABELS[f]}" for f, v in row["target"].items())
+        if row.get("accuracy_target"):
+            target += f"; accuracy ≥ {row['accuracy_target']}"
+        cells += [target or "-", {True: "yes", False: "**no**", None: "-"}[row["met"]]]
+        cells.append(" / ".join(f"{row['accuracy'][f]:.4f}" for f in fws if f in row["accuracy"]) or "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Times are medians over rounds of fresh processes, the frameworks taking turns; ratios are "
+              "medians of the per-round ratios (< 1: zerograd faster). Accuracy in the order of the columns."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.worker:
+        return _work(json.loads(args.worker))
+    sys.path.insert(0, str(HERE))
+    if args.profile:
+        return _profile(args)
+    import importlib.util
+
+    if "torch" in args.frameworks and importlib.util.find_spec("torch") is None:
+        print("PyTorch is not installed: its column stays empty (pip install torch==2.13.0 for the CPU build)",
+              file=sys.stderr)
+        args.frameworks.remove("torch")
+    if not args.frameworks:
+        print("no framework left to run", file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(args.threads)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    environment = _environment(args)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="zerograd-bench-") as tmp:
+        work = Path(tmp)
+        _write_data(work, args.quick)
+        rows, models = _run_suite(args, work, env)
+    environment["load_average_after"] = list(os.getloadavg())
+    environment["suite_seconds"] = round(time.perf_counter() - start, 1)
+    result = {"environment": environment, "frameworks": args.frameworks,
+              "settings": {"only": args.only, "quick": args.quick, "rounds": args.rounds, "pause": args.pause},
+              "rows": rows, "models": models}
+    result["markdown"] = markdown(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(result["markdown"])
+    print(f"\n{environment['suite_seconds']:.0f} s; JSON with every run: {out}", file=sys.stderr)
+    return 0
+
+
+# --- the workers ---------------------------------------------------------------------------------
+def _proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmRSS: now, VmHWM: peak) in MB; None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _load_model(work: Path, key: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    info = json.loads((work / f"{key}.json").read_text())
+    with np.load(work / f"{key}.npz") as z:
+        return info, {k: z[k] for k in z.files}
+
+
+def _work(p: dict[str, Any]) -> int:
+    """One run in a fresh process; prints `RESULT {json}` as its last line."""
+    sys.path.insert(0, str(HERE))
+    from sides import SIDES
+
+    work, bench = Path(p["work"]), p["bench"]
+    side = SIDES[p["framework"]](p["threads"])
+    out: dict[str, Any]
+    if bench == "B6":
+        out = _work_b6(p, work)
+    elif bench == "B4":
+        x = np.load(work / "x_test.npy")[:p["images"]]
+        t = np.load(work / "t_test.npy")[:p["images"]]
+        out = {"models": {}}
+        for key in p["models"]:
+            info, weights = _load_model(work, key)
+            model = side.model(info, weights)
+            xin = x.reshape(len(x), -1) if info["input_ndim"] == 2 else x
+            check = side.predict(model, xin[:10], 10)
+            side.predict(model, xin[:p["batch"]], p["batch"])  # warm-up
+            start = time.perf_counter()
+            logits = side.predict(model, xin, p["batch"])
+            seconds = time.perf_counter() - start
+            out["models"][key] = {"seconds": seconds, "accuracy": float((logits.argmax(axis=1) == t).mean()),
+                                  "check_logits": check.tolist()}
+    else:
+        out = _work_train(p, work, side)
+    out["vm_hwm_mb"] = _proc_status_mb("VmHWM")  # the peak as the process itself sees it, to cross-check
+    print("RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+def _work_train(p: dict[str, Any], work: Path, side: Any) -> dict[str, Any]:
+    """B1 (a whole training run, then test accuracy) or B2/B3 (seconds per iteration after warm-up)."""
+    info, weights = _load_model(work, p["model"])
+    flat = info["input_ndim"] == 2
+    x_test = np.load(work / "x_test.npy")
+    t_test = np.load(work / "t_test.npy")
+    if flat:
+        x_test = x_test.reshape(len(x_test), -1)
+    batch = p["batch"]
+    if p["bench"] == "B1":
+        x = np.load(work / "x_train.npy")
+        x = x.reshape(len(x), -1)
+        t = np.load(work / "t_train.npy")
+    else:  # 20 batches are plenty for timing; read only those images from the file
+        xm = np.load(work / "x_train.npy", mmap_mode="r")
+        order = np.random.default_rng(0).permutation(len(xm))[:20 * batch]
+        x, t = np.ascontiguousarray(xm[np.sort(order)]), np.load(work / "t_train.npy")[np.sort(order)]
+        del xm
+    model = side.model(info, weights)
+    check = side.predict(model, x_test[:10], 10)
+    step = side.trainer(model, p["optimizer"], p["lr"])
+    rss_setup = _proc_status_mb("VmRSS")
+    out: dict[str, Any] = {"check_logits": check.tolist(), "rss_setup_mb": rss_setup}
+    if p["bench"] == "B1":
+        rng = np.random.default_rng(1000 + p["seed"])
+        per_epoch = len(x) // batch
+        start = time.perf_counter()
+        for it in range(p["iterations"]):
+            if it % per_epoch == 0:
+                perm = rng.permutation(len(x))
+            idx = perm[(it % per_epoch) * batch:(it % per_epoch + 1) * batch]
+            step(x[idx], t[idx])
+        out["seconds"] = time.perf_counter() - start
+        logits = side.predict(model, x_test, 1000)
+        out["accuracy"] = float((logits.argmax(axis=1) == t_test).mean())
+        return out
+    batches = [(x[i:i + batch], t[i:i + batch]) for i in range(0, len(x), batch)]
+    for i in range(p["warmup"]):
+        step(*batches[i % len(batches)])
+    start = time.perf_counter()
+    for i in range(p["iterations"]):
+        step(*batches[(p["warmup"] + i) % len(batches)])
+    out["seconds_per_iteration"] = (time.perf_counter() - start) / p["iterations"]
+    return out
+
+
+def _work_b6(p: dict[str, Any], work: Path) -> dict[str, Any]:
+    """PyTorch's side of B6: MNIST read the way `zerograd train` reads it, then the plain loop of sides.py."""
+    from sides import torch_train_epochs
+
+    from zerograd.datasets import load_dataset
+
+    data = str(work / "b6-data") if p["quick"] else "mnist"
+    (x, t), (xt, tt) = load_dataset(data, normalize=True, flatten=False, progress=False)
+    info, weights = _load_model(work, p["model"])
+    out_dir = work / f"b6-torch-{p['model']}-{p['seed']}"
+    out_dir.mkdir()
+    res = torch_train_epochs(info, weights, ((x, t), (xt, tt)), p["epochs"], p["batch"], p["lr"], 0, str(out_dir))
+    return {"seconds": res["train_seconds"] / p["epochs"], "accuracy": res["test_accuracy"]}
+
+
+def _profile(args: argparse.Namespace) -> int:
+    """cProfile of zerograd's training steps for B1, B2 or B3 (cProfile inflates the Python-side share)."""
+    import cProfile
+    import pstats
+
+    from sides import ZerogradSide
+
+    with tempfile.TemporaryDirectory(prefix="zerograd-bench-") as tmp:
+        work = Path(tmp)
+        _write_data(work, quick=True)
+        x_check = np.load(work / "x_test.npy")[:100]
+        key = args.profile.lower()
+        _build_models(work, [args.profile], x_check)
+        info, weights = _load_model(work, key)
+        side = ZerogradSide(args.threads)
+        model = side.model(info, weights)
+        step = side.trainer(model, "sgd" if key == "b1" else "adam", 0.1 if key == "b1" else 1e-3)
+        x, t = np.load(work / "x_train.npy")[:2000], np.load(work / "t_train.npy")[:2000]
+        if info["input_ndim"] == 2:
+            x = x.reshape(len(x), -1)
+        n = {"b1": 2000, "b2": 60, "b3": 10}[key]
+        batches = [(x[i:i + 100], t[i:i + 100]) for i in range(0, 2000, 100)]
+        for i in range(3):
+            step(*batches[i])
+        prof = cProfile.Profile()
+        prof.enable()
+        for i in range(n):
+            step(*batches[i % len(batches)])
+        prof.disable()
+    print(f"cProfile of {n} zerograd training steps of {args.profile}")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
