@@ -920,9 +920,18 @@ def load(path: str | Path | bytes | onnx.ModelProto) -> OnnxModel:
         if not p.is_file():
             raise OnnxError(f"{source}: no such ONNX file")
         proto = _parse(onnx, p.read_bytes(), source)
-    _check_proto(onnx, proto, source)
-    builder = _Builder(proto, source)
-    model = builder.build()
+    try:
+        _check_proto(onnx, proto, source)
+        builder = _Builder(proto, source)
+        model = builder.build()
+    except ZerogradError:
+        raise
+    except (TypeError, ValueError) as err:
+        # The file is untrusted: a damaged one holds bytes where ONNX wants text (UnicodeDecodeError,
+        # TypeError) or initializers whose shape does not fit their data (ValueError from NumPy).
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise OnnxError(f"{source} is a damaged ONNX file ({type(err).__name__}: {first}); "
+                        "export or download it again") from err
     model.opset = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")][0]
     model.producer = f"{proto.producer_name} {proto.producer_version}".strip()
     props = {p.key: p.value for p in proto.metadata_props}
