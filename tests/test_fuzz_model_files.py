@@ -140,6 +140,9 @@ def test_configurations_of_any_shape(folder, config, checkpoint):
     {"arch": "mlp", "input_size": 784, "hidden": [100_000, 100_000]},
     {"arch": "two-layer", "input_size": 784, "hidden_size": 10**8},
     {"arch": "simple-cnn", "input_shape": [1, 100_000, 100_000]},
+    {"arch": "simple-cnn", "filters": 10**6},
+    {"arch": "deep-cnn", "input_shape": [10**5, 28, 28]},
+    {"arch": "deep-cnn", "hidden": 10**9},
 ])
 def test_configurations_bigger_than_their_weights_are_refused_before_building(folder, config):
     path = folder / "big.safetensors"

@@ -315,6 +315,26 @@ def _weight_count(config: dict[str, Any]) -> int | None:
         sizes = [_whole(config.get(k, d), k) for k, d in
                  (("input_size", 784), ("hidden_size", 50), ("output_size", 10))]
         return sizes[0] * sizes[1] + sizes[1] * sizes[2]
+    if arch in ("simple-cnn", "deep-cnn"):
+        shape = config.get("input_shape", (1, 28, 28))
+        if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+            raise ModelFileError(f"the model configuration's input_shape must be [channels, height, width], "
+                                 f"got {reprlib.repr(shape)}")
+        channels, height, width = (_whole(d, "input_shape entry") for d in shape)
+        hidden = _whole(config.get("hidden", 100 if arch == "simple-cnn" else 50), "hidden")
+        classes = _whole(config.get("num_classes", 10), "num_classes")
+        if arch == "simple-cnn":
+            filters = _whole(config.get("filters", 30), "filters")
+            k = _whole(config.get("kernel_size", 5), "kernel_size")
+            pooled = [max(_conv_out(_conv_out(n, k, 0), 2, 0, 2), 0) for n in (height, width)]
+            return filters * channels * k * k + filters * pooled[0] * pooled[1] * hidden + hidden * classes
+        convs, size = 0, [height, width]
+        for i, (out, pad) in enumerate(zip(DeepConvNet.CHANNELS, DeepConvNet.PADDINGS)):
+            convs, channels = convs + out * channels * 9, out
+            size = [max(_conv_out(n, 3, pad), 0) for n in size]
+            if i % 2 == 1:
+                size = [max(_conv_out(n, 2, 0, 2), 0) for n in size]
+        return convs + channels * size[0] * size[1] * hidden + hidden * classes
     return None
 
 
