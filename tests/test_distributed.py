@@ -401,3 +401,26 @@ def test_the_readme_example_runs_on_two_processes(tmp_path):
     assert result.returncode == 0, result.stderr
     printed = result.stdout.split()
     assert len(printed) == 1 and 0.85 < float(printed[0]) <= 1, result.stdout  # rank 0's test accuracy only
+
+
+def test_zerograd_never_imports_mpi4py_by_itself():
+    code = "import sys, zerograd, zerograd.cli, zerograd.distributed, zerograd.training; print('mpi4py' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize("launcher_rank", [None, "0", "1"])
+def test_without_mpi4py_the_error_names_the_extra_once(tmp_path, launcher_rank):
+    (tmp_path / "mpi4py.py").write_text("raise ImportError('mpi4py is hidden by this test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    for name in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"):
+        env.pop(name, None)
+    if launcher_rank is not None:  # as mpiexec would start it: only rank 0 speaks
+        env["OMPI_COMM_WORLD_RANK"] = launcher_rank
+    result = subprocess.run([sys.executable, "-m", "zerograd", "train", "--distributed"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    if launcher_rank == "1":
+        assert result.stderr == ""
+    else:
+        assert result.stderr.count('pip install "zerograd[mpi]"') == 1 and len(result.stderr.splitlines()) == 1
