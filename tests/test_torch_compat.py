@@ -214,6 +214,8 @@ def test_comparisons_are_boolean_tensors_without_gradient():
     for mask in (x == 5, x != 5, x < 3, x > 3, x <= 3, x >= 3, x.eq(5), x.gt(zg.full((3,), 2.0)), 3 < x):
         assert isinstance(mask, zg.Tensor) and mask.dtype == zg.bool and not mask.requires_grad
     assert (x > 2).sum().item() == 4 and (x > 2).float().mean().item() == pytest.approx(0.6666667)
+    assert (x > 2).sum().dtype == zg.int64 and (x > 2).mean().dtype == zg.float32  # not NumPy's float64
+    assert ((x > 2).sum() / 6).dtype == zg.float32 and (zg.arange(3) / zg.arange(1, 4)).dtype == zg.float32
     assert ((x > 1) & (x < 5)).tolist() == [[False, False, True], [True, True, False]]
     assert ((x < 2) | (x > 5)).sum().item() == 2 and (~(x > 2)).sum().item() == 2 and ((x > 2) ^ (x > 4)).sum() == 2
     assert ((x > 2) ^ True).sum().item() == 2

@@ -136,8 +136,11 @@ def mul(a: Any, b: Any) -> Tensor:
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """a / b elementwise with broadcasting."""
-    return Div.apply(*_pair(a, b))
+    """a / b elementwise with broadcasting; integers divide to float32, as in PyTorch (not NumPy's float64)."""
+    a, b = _pair(a, b)
+    if a.data.dtype.kind in "biu" and b.data.dtype.kind in "biu":
+        a, b = Cast.apply(a, dtype=np.dtype(np.float32)), Cast.apply(b, dtype=np.dtype(np.float32))
+    return Div.apply(a, b)
 
 
 def neg(a: Tensor) -> Tensor:
@@ -310,9 +313,12 @@ def sum(
 def mean(
     a: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
 ) -> Tensor:
-    """Mean over `axis` (all elements when None)."""
+    """Mean over `axis` (all elements when None); of integers or booleans, float32 (not NumPy's float64)."""
     axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
-    return Mean.apply(as_tensor(a), axis=axis, keepdims=keepdims)
+    a = as_tensor(a)
+    if a.data.dtype.kind in "biu":
+        a = Cast.apply(a, dtype=np.dtype(np.float32))
+    return Mean.apply(a, axis=axis, keepdims=keepdims)
 
 
 class ValuesIndices(NamedTuple):
