@@ -306,7 +306,7 @@ def test_import_of_torch_style_shape_arithmetic(mnist):
             assert np.abs(model(zg.Tensor(x)).data - session.run(None, {"x": x})[0]).max() <= TOL
 
 
-def test_imported_model_trains_with_zerograd_optim(mnist):
+def test_imported_model_trains_with_zerograd_optim(mnist, tmp_path):
     model = zonnx.load(_foreign_model(17))
     names = {name for name, _ in model.named_parameters()}
     # layers where the initializers' names say ("conv.w" -> conv), else named after the node
@@ -335,6 +335,11 @@ def test_imported_model_trains_with_zerograd_optim(mnist):
     after = model.state_dict()
     assert not np.array_equal(after["gemm.weight"], before["gemm.weight"])  # the general Gemm (transB=0) learns too
     assert not np.array_equal(after["bn.running_mean"], before["bn.running_mean"])  # batch norm trains as a layer
+    model.eval()  # fine-tuned, it exports again
+    zonnx.export(model, x[:2], tmp_path / "tuned.onnx")
+    with zg.no_grad():
+        want = model(zg.Tensor(x)).data
+    assert np.abs(_session(tmp_path / "tuned.onnx").run(None, {"input": x})[0] - want).max() <= TOL
 
 
 def _with_node(node, extra_inits=(), opset=17):
