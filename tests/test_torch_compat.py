@@ -199,7 +199,7 @@ def test_python_number_protocols_and_small_conveniences():
     with pytest.raises(TypeError, match="one element"):
         float(zg.ones(2))
     x = zg.ones(2, requires_grad=True)
-    assert x.cpu() is x and x.contiguous() is x and x.detach().cpu().numpy() is x.data
+    assert x.cpu() is x and x.contiguous() is x and x.detach().cpu().numpy() is x.data and x.device == "cpu"
     assert x.grad_fn is None and type((x * 2).grad_fn).__name__ == "Mul"
     assert x.type() == "float32" and x.type(zg.int64).dtype == zg.int64
     model = nn.Sequential(nn.Linear(2, 3), nn.LogSoftmax(dim=1))
@@ -238,6 +238,9 @@ def test_inplace_arithmetic_outside_the_graph():
     x.add_(zg.ones(3), alpha=2).sub_(1).mul_(2).div_(2)
     assert x.tolist() == [1.75, 2.75, 3.75]
     assert x.clamp_(2, 3).tolist() == [2, 2.75, 3] and x.zero_().tolist() == [0, 0, 0] and x.fill_(4).sum().item() == 12
+    x[1:] = 5
+    x[zg.tensor([0])] = zg.tensor([7.0])
+    assert x.tolist() == [7, 5, 5] and x._version == 13  # one bump per in-place update
     x.copy_(zg.arange(3))
     assert x.tolist() == [0, 1, 2] and x.dtype == zg.float32
     assert x.masked_fill_(x > 0, -1).tolist() == [0, -1, -1]
@@ -270,6 +273,8 @@ def test_inplace_rules_on_tensors_that_need_gradients():
         w += 1
     with pytest.raises(ZerogradError, match="no_grad"):
         w.zero_()
+    with pytest.raises(ZerogradError, match="no_grad"):
+        w[0] = 1.0
     with zg.no_grad():  # the manual SGD step of PyTorch tutorials
         w -= 0.5 * zg.tensor([2.0, 2.0])
     assert w.tolist() == [0.0, 1.0] and w.requires_grad

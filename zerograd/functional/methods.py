@@ -167,6 +167,15 @@ def masked_fill_(self: Tensor, mask: Any, value: Any) -> Tensor:
     return _inplace(self, "masked_fill_", lambda a: np.copyto(a, _operand(value), where=_operand(mask)))
 
 
+def setitem(self: Tensor, index: Any, value: Any) -> None:
+    """In place: x[index] = value (index as in x[index], value broadcast), as PyTorch allows."""
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    _inplace(self, "x[...] = value", lambda a: a.__setitem__(index, _operand(value)))
+
+
 def _augmented(inplace: Callable[..., Tensor], out_of_place: Callable[[Any, Any], Tensor]) -> Callable[..., Tensor]:
     """`x op= y`: in place, except on a tensor computed in the graph, which is rebound to x op y."""
 
@@ -216,6 +225,8 @@ def bind(T: type[Tensor]) -> None:
     T.__int__, T.__float__, T.__index__ = _scalar(int), _scalar(float), _scalar(int, integer_only=True)
     T.__format__, T.type = _format, _type
     T.cpu = T.contiguous = lambda self: self  # NumPy arrays are on the CPU; NumPy copies where it must
+    T.device = property(lambda self: "cpu")
+    T.__setitem__ = setitem
     T.grad_fn = property(lambda self: self._ctx)  # the Function that made this tensor (None for leaves)
     T.size, T.numel, T.nelement = size, numel, numel
     T.dim = T.ndimension = lambda self: self.data.ndim
