@@ -77,9 +77,11 @@ def test_manual_seed_makes_everything_random_repeat():
     def draw():
         zg.manual_seed(123)
         layer = nn.Linear(5, 4)
+        conv = nn.Conv2d(1, 2, 3)
         drop = nn.Dropout(0.5)
         loader = zg.utils.data.DataLoader(zg.utils.data.TensorDataset(zg.arange(10)), batch_size=10, shuffle=True)
-        return (zg.rand(3).tolist(), zg.randn(2).tolist(), zg.randint(0, 100, (4,)).tolist(), layer.weight.tolist(),
+        return (zg.rand(3).tolist(), zg.randn(2).tolist(), zg.randint(0, 100, (4,)).tolist(),
+                layer.weight.tolist() + conv.weight.data.ravel().tolist(),
                 drop(zg.ones(20)).tolist(), next(iter(loader))[0].tolist(), next(iter(loader))[0].tolist())
 
     first, second = draw(), draw()
