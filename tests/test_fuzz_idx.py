@@ -134,3 +134,55 @@ def test_gzip_bomb_announcing_its_whole_size_is_refused_before_inflating(tmp_pat
     result, peak = peak_bytes(read_idx, path)
     assert isinstance(result, DataError) and "more than its" in str(result)
     assert peak < 2 * path.stat().st_size + 1_000_000, peak
+
+
+def _labels(dtype: type) -> st.SearchStrategy:
+    low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+    special = [v for v in (-1, 127, 255, 9_999, 10_000, 2**31 - 1) if low <= v <= high]
+    return hnp.arrays(dtype, st.integers(0, 6), elements=st.integers(max(low, -3), 12) | st.sampled_from(special))
+
+
+LABELS = st.sampled_from([np.uint8, np.int8, np.int16, np.int32]).flatmap(_labels)
+
+
+@fuzz(100)
+@given(train=LABELS, test=LABELS, one_hot=st.booleans(),
+       images=st.sampled_from([(4, 3, 3), (5, 2, 2), (6,), (0, 3, 3), (4, 1)]))
+def test_folders_whose_labels_lie(folder, train, test, one_hot, images):
+    """Labels a damaged folder may hold (negative, huge, too few): data or DataError, memory bounded."""
+    from zerograd.datasets import clear_cache, load_dataset
+
+    data = folder / "dataset"
+    data.mkdir(exist_ok=True)
+    for stem, array in (("train-images-idx3-ubyte", np.zeros(images, np.uint8)), ("train-labels-idx1-ubyte", train),
+                        ("t10k-images-idx3-ubyte", np.zeros(images, np.uint8)), ("t10k-labels-idx1-ubyte", test)):
+        (data / stem).write_bytes(idx_bytes(array))  # not write_idx: its fsyncs would take most of the test
+    clear_cache()  # the same paths hold new content within one second: do not trust the cache's stamps
+    result, peak = peak_bytes(clean, "idx", load_dataset, data, True, True, one_hot, error=DataError)
+    if not isinstance(result, DataError):
+        (x, t), _ = result
+        assert len(x) == len(t) and (t.min(initial=0) >= 0)
+    assert peak < 2_000_000, peak  # a label of 2**31 - 1 must not size a one-hot matrix
+
+
+@pytest.mark.parametrize("case", ["no training images", "a label of 2**31 - 1", "a negative label"])
+def test_zerograd_train_on_a_damaged_folder_says_so_in_one_line(tmp_path, capsys, case):
+    from zerograd.cli import main
+
+    images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 2, 3], np.int32)
+    if case == "no training images":
+        images, labels = images[:0], labels[:0]
+    elif case == "a label of 2**31 - 1":
+        labels[2] = 2**31 - 1
+    else:
+        labels[1] = -1
+    for stem, array in (("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels),
+                        ("t10k-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8)),
+                        ("t10k-labels-idx1-ubyte", np.array([0, 1], np.uint8))):
+        write_idx(tmp_path / stem, array)
+    code = main(["train", "--data", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "m.safetensors"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("zerograd train: error: "), err
+    assert {"no training images": "holds no training images", "a label of 2**31 - 1": "2,147,483,648 classes",
+            "a negative label": "has a negative label (-1)"}[case] in err

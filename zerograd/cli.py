@@ -117,7 +117,11 @@ def _load_data(name: str, quiet: bool = True) -> tuple[tuple[np.ndarray, np.ndar
     """((x_train, t_train), (x_test, t_test)) of a named dataset or folder, images as (N, 1, H, W) in [0, 1]."""
     from .datasets import load_dataset
 
-    return load_dataset(name, normalize=True, flatten=False, progress=not quiet)
+    (x_train, t_train), (x_test, t_test) = load_dataset(name, normalize=True, flatten=False, progress=not quiet)
+    for what, x in (("training", x_train), ("test", x_test)):
+        if len(x) == 0:  # a folder of empty IDX files: say so rather than fail on an empty maximum later
+            raise ZerogradError(f"the dataset {name} holds no {what} images: train and evaluate need both")
+    return (x_train, t_train), (x_test, t_test)
 
 
 def _check_input_size(model: Any, x: np.ndarray, data: str) -> None:

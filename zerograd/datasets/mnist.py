@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -96,6 +97,7 @@ DATASETS: dict[str, DatasetInfo] = {
 # read-only so that no caller can change what the next caller gets. Keyed by resolved path; the
 # (size, mtime) stamp notices a file replaced on disk.
 _lock = threading.Lock()
+MAX_CLASSES = 10_000  # a folder whose labels go higher holds something other than class numbers
 _arrays: dict[str, tuple[tuple[int, int], np.ndarray, set[str]]] = {}
 _verified_files: set[tuple[str, int, int, str]] = set()
 
@@ -191,8 +193,8 @@ def _images(images: np.ndarray, normalize: bool, flatten: bool, name: str) -> np
     else:
         out = images.copy()
     n = out.shape[0]
-    if flatten:
-        return out.reshape(n, -1)
+    if flatten:  # not reshape(n, -1): NumPy cannot infer the -1 of an empty array
+        return out.reshape(n, math.prod(out.shape[1:]))
     return out.reshape(n, 1, *out.shape[1:]) if out.ndim == 3 else out
 
 
@@ -209,14 +211,19 @@ def _labels(labels: np.ndarray, n_images: int, one_hot: bool, num_classes: int, 
             "the two files do not belong together"
         )
     out = labels.astype(np.int64)
+    if out.size and out.min() < 0:  # NumPy would index from the end: a silently wrong class
+        raise DataError(f"IDX file {name} has a negative label ({out.min()}); class labels run from 0")
     if not one_hot:
         return out
-    if out.size and (out.min() < 0 or out.max() >= num_classes):
+    if out.size and out.max() >= num_classes:
         raise DataError(
             f"IDX file {name} has labels from {out.min()} to {out.max()}, outside 0..{num_classes - 1}; "
             "one_hot_label=True needs labels in that range"
         )
-    return np.eye(num_classes, dtype=np.float32)[out]
+    # Not np.eye(num_classes)[out]: that first builds a num_classes x num_classes matrix.
+    one = np.zeros((out.size, num_classes), dtype=np.float32)
+    one[np.arange(out.size), out] = 1.0
+    return one
 
 
 def load_idx_folder(
@@ -243,6 +250,13 @@ def load_idx_folder(
     names = [str(p) for p in paths]
     if num_classes is None:
         num_classes = int(max(t_train_raw.max(initial=0), t_test_raw.max(initial=0))) + 1
+        # The largest label sizes one-hot labels and a network's output layer: a damaged label file
+        # must not make that a matrix of billions of values.
+        if num_classes > MAX_CLASSES:
+            raise DataError(
+                f"IDX label files in {folder} hold a label of {num_classes - 1}, which would mean {num_classes:,} "
+                f"classes (at most {MAX_CLASSES:,} are accepted); the label file is damaged or not a label file"
+            )
     x_train = _images(x_train_raw, normalize, flatten, names[0])
     t_train = _labels(t_train_raw, x_train.shape[0], one_hot_label, num_classes, names[1])
     x_test = _images(x_test_raw, normalize, flatten, names[2])
