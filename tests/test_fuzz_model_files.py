@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from _fuzz import clean, fuzz, peak_bytes
+from _fuzz import TRIED, clean, fuzz, peak_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -172,3 +172,47 @@ def test_a_header_nested_thousands_deep(folder):
                                                          + b"]" * 100_000 + b', "__metadata__"', 1)
     data = struct.pack("<Q", len(data) - 8) + data[8:]
     assert isinstance(_load(folder, data), ModelFileError)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_run(tmp_path_factory):
+    """A finished 2-epoch run on 200 images: (its data folder, the bytes of its checkpoint)."""
+    from _small_mnist import write_small_mnist
+
+    from zerograd.cli import main
+
+    root = tmp_path_factory.mktemp("checkpoint")
+    data = write_small_mnist(root / "data", train=200, test=50)
+    out = root / "run" / "m.safetensors"
+    assert main(["train", "--data", str(data), "--hidden", "8", "--epochs", "3", "--out", str(out), "--quiet"]) == 0
+    return data, (root / "run" / "m.checkpoint.safetensors").read_bytes()
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_resuming_from_a_damaged_checkpoint(checkpoint_run, tmp_path_factory, data):
+    """`zerograd train --resume` of a bit-flipped checkpoint: it trains on, or says what is wrong in one line."""
+    import contextlib
+    import io
+
+    from zerograd.cli import main
+
+    _, checkpoint = checkpoint_run
+    header = int.from_bytes(checkpoint[:8], "little")
+    # Mostly letters of the JSON header, flipped in their low bits: still valid JSON, but keys and
+    # values the resume code does not expect (the damage that reaches furthest); then any byte.
+    letters = [i for i in range(8, 8 + header) if chr(checkpoint[i]).isalpha()]
+    flipped = bytearray(checkpoint)
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.integers(0, 3)):
+            flipped[data.draw(st.sampled_from(letters))] ^= 1 << data.draw(st.integers(0, 4))
+        else:
+            flipped[data.draw(st.integers(0, len(checkpoint) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    path = tmp_path_factory.mktemp("resume") / "m.checkpoint.safetensors"
+    path.write_bytes(bytes(flipped))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        TRIED["model file"] += 1
+        code = main(["train", "--resume", str(path), "--quiet"])
+    message = err.getvalue()
+    assert code in (0, 1) and "internal error" not in message and message.count("\n") == (code == 1), message

@@ -378,15 +378,21 @@ def fit(
     if resume is not None:
         state, meta = load_checkpoint(resume)
         model.load_state_dict(state)
-        optimizer.load_state_dict(meta["optimizer"])
-        if scheduler is not None and meta.get("scheduler") is not None:
-            scheduler.load_state_dict(meta["scheduler"])
-        generators = _generators(model, loader)
-        for name, g_state in meta["generators"].items():
-            if name in generators:
-                generators[name].bit_generator.state = g_state
-        history = History.from_dict(meta["history"])
-        start_epoch, iteration = meta["epoch"], meta["iteration"]
+        try:  # a damaged or hand-edited header fails here in many ways: one clear error for all of them
+            optimizer.load_state_dict(meta["optimizer"])
+            if scheduler is not None and meta.get("scheduler") is not None:
+                scheduler.load_state_dict(meta["scheduler"])
+            generators = _generators(model, loader)
+            for name, g_state in meta["generators"].items():
+                if name in generators:
+                    generators[name].bit_generator.state = g_state
+            history = History.from_dict(meta["history"])
+            start_epoch, iteration = meta["epoch"], meta["iteration"]
+            if not all(type(n) is int and n >= 0 for n in (start_epoch, iteration)):
+                raise ValueError(f"epoch {start_epoch!r} and iteration {iteration!r} must be whole numbers")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ModelFileError(f"{resume} is a damaged training checkpoint ({type(err).__name__}: {err}); "
+                                 "start the run again without --resume") from err
         if history.stopped_early:  # the run had already ended: nothing left to train
             return history
         accs = [r.test_accuracy for r in history.records if r.test_accuracy is not None]
