@@ -19,6 +19,7 @@ import numpy as np
 from . import __version__
 from .errors import ZerogradError
 
+ARCH_HELP = "network of a book pickle: book-ch3, simple-cnn (chapter 7) or deep-cnn (chapter 8)"
 DATA_HELP = "mnist (bundled), fashion-mnist, kmnist (downloaded once), or a folder of MNIST-format IDX files"
 
 
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default="mnist", help=DATA_HELP)
     t.add_argument("--out", default=None, help="model file to write (default: runs/<model>-<time>/model.safetensors)")
     t.add_argument("--plot", default=None, metavar="PATH", help="save learning curves as PNG (needs matplotlib)")
+    t.add_argument("--plot-filters", default=None, metavar="PATH",
+                   help="save the first convolution's filters before and after training as PNG (CNNs)")
     t.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue an interrupted run from its checkpoint, with the settings it was started with")
     t.add_argument("--quiet", action="store_true", help="no progress output")
@@ -75,20 +78,34 @@ def _parser() -> argparse.ArgumentParser:
     # --- evaluate ---
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
                        description="Evaluate a model on a test set.")
-    e.add_argument("model", help="model file (.safetensors), pretrained:book-ch3, or a book pickle with --arch")
-    e.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
+    e.add_argument("model", help="model file (.safetensors), pretrained:NAME, or a book pickle with --arch")
+    e.add_argument("--arch", default=None, help=ARCH_HELP)
     e.add_argument("--data", default="mnist", help=DATA_HELP)
     e.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (1 = one at a time)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--plot", default=None, metavar="PATH", help="save the confusion matrix as PNG")
+    e.add_argument("--plot-errors", default=None, metavar="PATH",
+                   help="save the misclassified test digits, with predicted and true labels, as PNG")
+    e.add_argument("--plot-filters", default=None, metavar="PATH", help="save the first convolution's filters (CNNs)")
+    e.add_argument("--plot-features", default=None, metavar="PATH",
+                   help="save the feature maps of the first test image through each convolution (CNNs)")
     common(e)
+
+    # --- convert ---
+    c = sub.add_parser("convert", help="turn one of the book's weight pickles into a zerograd model file",
+                       description="Convert the book's pickled weights into a model file that needs no --arch.")
+    c.add_argument("pickle", metavar="FILE", help="the book's pickle (sample_weight.pkl, params.pkl, ...)")
+    c.add_argument("--arch", required=True, choices=["book-ch3", "simple-cnn", "deep-cnn"],
+                   help="the network the pickle holds")
+    c.add_argument("--out", required=True, metavar="MODEL.safetensors", help="model file to write")
+    common(c)
 
     # --- predict ---
     p = sub.add_parser("predict", help="classify your own digit images (PNG, JPEG)",
                        description="Classify digit images after MNIST-style preprocessing.")
-    p.add_argument("model", help="model file (.safetensors), pretrained:book-ch3, or a book pickle with --arch")
+    p.add_argument("model", help="model file (.safetensors), pretrained:NAME, or a book pickle with --arch")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
+    p.add_argument("--arch", default=None, help=ARCH_HELP)
     p.add_argument("--json", action="store_true", help="print a JSON list on stdout")
     common(p)
 
@@ -98,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("model", help="model file (.safetensors), pretrained:NAME, or a book pickle with --arch")
     x.add_argument("out", metavar="OUT.onnx", help="ONNX file to write")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 or newer (default: 17)")
-    x.add_argument("--arch", default=None, help="network of a book pickle: book-ch3")
+    x.add_argument("--arch", default=None, help=ARCH_HELP)
     common(x)
 
     # --- serve (implementation: zerograd/serve/command.py) ---
@@ -140,12 +157,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _, (x, t) = _load_data(args.data)
     _check_input_size(model, x, args.data)
     result = evaluate(model, x, t, batch_size=args.batch_size)
-    result.pop("predictions")
+    predictions = result.pop("predictions")
     result.update(model=str(args.model), data=str(args.data))
     if args.plot:
         from .plots import plot_confusion_matrix
 
         plot_confusion_matrix(np.array(result["confusion_matrix"]), args.plot)
+    if args.plot_errors:
+        from .plots import plot_misclassified
+
+        plot_misclassified(x, t, predictions, args.plot_errors)
+    if args.plot_filters:
+        from .plots import plot_filters
+
+        plot_filters(_first_conv(model, "--plot-filters").weight, args.plot_filters)
+    if args.plot_features:
+        from .plots import plot_feature_maps
+
+        _first_conv(model, "--plot-features")
+        plot_feature_maps(model, x[0], args.plot_features)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -158,8 +188,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print("     " + "".join(f"{j:>{width}}" for j in range(len(matrix))))
     for i, row in enumerate(matrix):
         print(f"  {i:>2} " + "".join(f"{v:>{width}}" for v in row))
-    if args.plot:
-        print(f"confusion matrix plot: {args.plot}")
+    for flag, path in (("confusion matrix", args.plot), ("misclassified digits", args.plot_errors),
+                       ("filters", args.plot_filters), ("feature maps", args.plot_features)):
+        if path:
+            print(f"{flag} plot: {path}")
+    return 0
+
+
+def _first_conv(model: Any, flag: str) -> Any:
+    """The model's first Conv2d layer, or a ZerogradError saying that `flag` needs a CNN."""
+    from .nn import Conv2d
+
+    for layer in model.modules():
+        if isinstance(layer, Conv2d):
+            return layer
+    raise ZerogradError(f"{flag} draws convolution filters: the model has no Conv2d layer (use a CNN, "
+                        "e.g. pretrained:simple-cnn or a model trained with --model simple-cnn)")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .models import load_model, save_model
+
+    model, _ = load_model(args.pickle, args.arch)
+    out = Path(args.out)
+    if out.is_dir():
+        raise ZerogradError(f"--out {out} is a folder: give the model file's name, e.g. {out / 'model.safetensors'}")
+    save_model(model, out, {"converted_from": Path(args.pickle).name, "arch": args.arch})
+    print(f"model written to {out}")
     return 0
 
 
@@ -338,6 +393,9 @@ def _train(args: argparse.Namespace, job: Any = None) -> int:
     else:
         model = _new_model(args, x_train.shape[1:], int(max(t_train.max(), t_test.max())) + 1)
         settings = {k: getattr(args, k) for k in _SETTINGS}
+    if args.plot_filters:  # the filters before training: a fresh model of the run's seed has them
+        initial = _new_model(args, x_train.shape[1:], model.config["num_classes"]) if args.resume else model
+        filters_before = _first_conv(initial, "--plot-filters").weight.data.copy()
     optimizer = _optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     batches = -(-len(x_train) // args.batch_size)
     epochs = args.epochs if args.epochs is not None else -(-args.iterations // batches)
@@ -367,6 +425,10 @@ def _train(args: argparse.Namespace, job: Any = None) -> int:
         from .plots import plot_history
 
         plot_history(history, args.plot)
+    if args.plot_filters:
+        from .plots import plot_filters
+
+        plot_filters(_first_conv(model, "--plot-filters").weight, args.plot_filters, before=filters_before)
     if args.json:
         print(json.dumps({**results, "model_path": str(out), "checkpoint_path": str(checkpoint),
                           "history_path": f"{stem}.history.json", "stopped_early": history.stopped_early}))
@@ -393,8 +455,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
-            "export": cmd_export}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "convert": cmd_convert,
+            "serve": cmd_serve, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

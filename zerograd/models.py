@@ -225,7 +225,8 @@ def _book_arrays(arrays: dict[str, np.ndarray], count: int, what: str) -> None:
     names = [f"{p}{i}" for i in range(1, count + 1) for p in ("W", "b")]
     missing = [k for k in names if k not in arrays]
     if missing:
-        raise ModelFileError(f"the book's {what} weights need {', '.join(names)}; missing {', '.join(missing)}")
+        raise ModelFileError(f"the book's {what} weights need {', '.join(names)}; missing {', '.join(missing)}: "
+                             "is this the right --arch?")
 
 
 def _load_book_layers(model: nn.Module, arrays: dict[str, np.ndarray], what: str,
