@@ -39,7 +39,8 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "zerograd", "serve", *args, "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
+        self.reader = threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True)
+        self.reader.start()
         self.stdout = ""
         deadline = time.monotonic() + 60
         while not self.stdout.endswith("(Ctrl-C stops)\n"):
@@ -72,7 +73,12 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             raise
-        return self.proc.returncode, self.proc.stderr.read()
+        finally:
+            err = self.proc.stderr.read()
+            self.reader.join(timeout=5)  # it ends at the end of stdout
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        return self.proc.returncode, err
 
 
 @pytest.mark.parametrize("presses", [1, 2])
