@@ -119,7 +119,7 @@ CONFIG = st.fixed_dictionaries(
 )
 
 
-@fuzz(120)
+@fuzz(80)
 @given(config=CONFIG, checkpoint=st.booleans())
 def test_configurations_of_any_shape(folder, config, checkpoint):
     """Random architectures and sizes beside real weights: a model or ModelFileError, memory bounded."""

@@ -88,7 +88,7 @@ def _image_field(draw) -> object:
     return draw(st.text(max_size=40))
 
 
-@fuzz(150)
+@fuzz(100)
 @given(data=st.data())
 def test_random_requests_never_get_a_500(client, data):
     body = {}
