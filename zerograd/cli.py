@@ -342,9 +342,14 @@ def _resumed_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
             "(or start a new run without --resume)"
         )
     _, meta = load_checkpoint(args.resume)
-    for key, value in meta["settings"].items():
-        setattr(args, key, value)
-    return build_model(meta["config"]), meta["settings"]
+    settings = meta["settings"]
+    if not isinstance(settings, dict):
+        raise ZerogradError(f"{args.resume} is a damaged training checkpoint (its settings are not a dict); "
+                            "start the run again without --resume")
+    for key in _SETTINGS:  # only the run's settings: a checkpoint from elsewhere must not set --debug and such
+        if key in settings:
+            setattr(args, key, settings[key])
+    return build_model(meta["config"]), settings
 
 
 def _scheduler(name: str, optimizer: Any, epochs: int) -> Any:
