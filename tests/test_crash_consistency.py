@@ -266,3 +266,41 @@ def test_two_processes_downloading_the_same_dataset_end_with_one_verified_copy(t
         assert (folder / name).read_bytes() == body
     # The second process waited for the first and found its verified files: each was fetched once.
     assert server.requests == {name: 1 for name in files}
+
+
+class _EndlessHandler(BaseHTTPRequestHandler):
+    """A server that streams zeros without end (no Content-Length), or announces an enormous length."""
+
+    def do_GET(self):
+        self.send_response(200)
+        if self.path.endswith("announced"):
+            self.send_header("Content-Length", str(10**12))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(bytes(1 << 16))
+        except OSError:  # the client hung up, as it should
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("path", ["endless", "announced"])
+def test_a_server_sending_without_end_is_cut_off(tmp_path, monkeypatch, path):
+    import zerograd.datasets.download as download
+    from zerograd.errors import DownloadError
+
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1 << 20)  # the real limit is 2 GiB
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{path}"
+        with pytest.raises(DownloadError, match="is larger than 1,048,576 bytes"):
+            download.download_file(url, tmp_path / "file.gz", progress=False, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a .part

@@ -21,6 +21,7 @@ Progress = Union[bool, Callable[[int, Union[int, None]], None]]
 
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 16
+MAX_DOWNLOAD_BYTES = 1 << 31  # 2 GiB: dataset files are tens of megabytes
 _USER_AGENT = "zerograd-datasets (python urllib)"
 
 
@@ -149,10 +150,14 @@ def _fetch(url: str, part: Path, progress: Progress, timeout: float, manual: str
                 offset = 0  # the server ignored Range and sends the whole file: start over
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length and length.isdigit() else None
+            too_big = (f"download of {url} is larger than {MAX_DOWNLOAD_BYTES:,} bytes, far more than any "
+                       "dataset file zerograd reads: the server or the address is wrong; nothing was kept")
+            if total is not None and total > MAX_DOWNLOAD_BYTES:
+                raise DownloadError(too_big)
             reporter = _Reporter(progress, part.name[: -len(".part")], offset, total)
             try:
                 with open(part, mode) as f:
-                    while True:
+                    while reporter.done <= MAX_DOWNLOAD_BYTES:  # a server streaming forever must not fill the disk
                         try:
                             block = response.read(_CHUNK)
                         except (OSError, http.client.HTTPException) as e:
@@ -166,6 +171,9 @@ def _fetch(url: str, part: Path, progress: Progress, timeout: float, manual: str
                         reporter.update(len(block))
             finally:
                 reporter.close()
+            if reporter.done > MAX_DOWNLOAD_BYTES:
+                part.unlink()
+                raise DownloadError(too_big)
             if total is not None and reporter.done != total:
                 raise DownloadError(
                     f"download of {url} stopped after {reporter.done} of {total} bytes; "
