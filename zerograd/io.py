@@ -82,8 +82,6 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-# Everything a pickled dict of NumPy arrays refers to, under the names NumPy 1 and NumPy 2 write.
-# Admission is by exact (module, name): numpy.save, say, is refused although numpy is trusted.
 class _NdarrayType:
     """Stands for numpy.ndarray in a pickle: only _reconstruct may use it, nothing may call it.
 
@@ -115,6 +113,8 @@ def _sized_by_content(kind: type) -> Any:
     return make
 
 
+# Everything a pickled dict of NumPy arrays refers to, under the names NumPy 1 and NumPy 2 write.
+# Admission is by exact (module, name): numpy.save, say, is refused although numpy is trusted.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): lambda: _NDARRAY,
     ("numpy", "dtype"): lambda: np.dtype,
