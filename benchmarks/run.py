@@ -90,6 +90,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every framework (default: $OPENBLAS_NUM_THREADS, else the CPU count)")
     p.add_argument("--rounds", type=int, default=None, help="runs per framework and benchmark (default 3-5)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="what the table compares: wall time (default) or the CPU time of the timed part, "
+                        "steadier on a busy machine with --threads 1 (B6: CPU time of the whole process); "
+                        "the JSON has both")
     p.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="where to write the JSON")
     p.add_argument("--pause", type=float, default=None,
                    help="seconds of rest between runs (default 0.5; 0 with --quick)")
@@ -238,13 +242,13 @@ _LAUNCHER = (
     "if pid == 0:\n"
     "    os.execv(sys.argv[2], sys.argv[2:])\n"
     "_, status, usage = os.wait4(pid, 0)\n"
-    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}')\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
-    """Runs a process to its end: stdout, wall seconds and its own peak RSS."""
+    """Runs a process to its end: stdout, wall seconds, CPU seconds and its own peak RSS."""
     with tempfile.TemporaryDirectory() as tmp:
         rss_file = os.path.join(tmp, "maxrss")
         start = time.perf_counter()
@@ -255,8 +259,9 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float = 3600) -> dict[str
             raise SystemExit(f"benchmarks: {' '.join(cmd[:6])} ... failed (exit {proc.returncode}):\n"
                              f"{proc.stderr.decode(errors='replace')[-3000:]}")
         with open(rss_file) as f:
-            maxrss = int(f.read())
-    return {"stdout": proc.stdout.decode(), "wall_seconds": wall, "peak_rss_mb": _ru_maxrss_mb(maxrss)}
+            maxrss, cpu = f.read().split()
+    return {"stdout": proc.stdout.decode(), "wall_seconds": wall, "cpu_seconds": float(cpu),
+            "peak_rss_mb": _ru_maxrss_mb(int(maxrss))}
 
 
 def _ru_maxrss_mb(value: int) -> float:
@@ -270,6 +275,7 @@ def _worker(payload: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         raise SystemExit(f"benchmarks: the {payload['framework']} worker for {payload['bench']} gave no result")
     result = json.loads(lines[-1][len("RESULT "):])
     result["peak_rss_mb"], result["wall_seconds"] = ran["peak_rss_mb"], ran["wall_seconds"]
+    result["process_cpu_seconds"] = ran["cpu_seconds"]
     return result
 
 
@@ -283,7 +289,8 @@ def _zerograd_train(model: str, work: Path, quick: bool, r: int, env: dict[str, 
     ran = _run(cmd, env)
     report = json.loads(ran["stdout"].strip().splitlines()[-1])
     return {"seconds": report["train_seconds"], "accuracy": report["test_accuracy"],
-            "wall_seconds": ran["wall_seconds"], "peak_rss_mb": ran["peak_rss_mb"]}
+            "wall_seconds": ran["wall_seconds"], "process_cpu_seconds": ran["cpu_seconds"],
+            "peak_rss_mb": ran["peak_rss_mb"]}
 
 
 def _rounds(n: int, frameworks: list[str], run: Any, pause: float, label: str) -> dict[str, list[dict[str, Any]]]:
@@ -295,7 +302,7 @@ def _rounds(n: int, frameworks: list[str], run: Any, pause: float, label: str) -
             time.sleep(pause)
             res = run(fw, r)
             out[fw].append(res)
-            shown = {k: round(v, 4) for k, v in res.items() if isinstance(v, float) and k != "wall_seconds"}
+            shown = {k: round(v, 4) for k, v in res.items() if isinstance(v, float) and "rss" not in k}
             print(f"  {label} round {r + 1}/{n} {fw}: {shown}", file=sys.stderr, flush=True)
     return out
 
@@ -330,6 +337,7 @@ def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tup
     if "B5" in benches:
         benches += [b for b in ("B1", "B2", "B3") if b not in benches]
     trained = [f for f in args.frameworks]  # B1-B4 run every framework
+    cpu = "cpu_" if args.clock == "cpu" else ""
     x_check = np.load(work / "x_test.npy")[:100]
     print("preparing data and models ...", file=sys.stderr, flush=True)
     infos = _build_models(work, benches, x_check)
@@ -364,12 +372,12 @@ def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tup
         runs_by_bench[bench] = runs
     if "B1" in args.only:
         rows.append(_row("B1", "TwoLayerNet 784-50-10 ReLU, SGD lr 0.1, batch 100, "
-                         f"{counts['b1_iterations']:,} iterations", "s", runs_by_bench["B1"], "seconds",
+                         f"{counts['b1_iterations']:,} iterations", "s", runs_by_bench["B1"], cpu + "seconds",
                          accuracy="accuracy"))
     for bench, name in (("B2", "SimpleConvNet, Adam lr 1e-3, batch 100"),
                         ("B3", "DeepConvNet, Adam lr 1e-3, batch 100")):
         if bench in args.only:
-            rows.append(_row(bench, name, "ms / iteration", runs_by_bench[bench], "seconds_per_iteration", 1e3))
+            rows.append(_row(bench, name, "ms / iteration", runs_by_bench[bench], cpu + "seconds_per_iteration", 1e3))
     if "B4" in benches:
         keys = [f"b4-{m}" for m in B4_MODELS]
         batch4 = min(1000, counts["b4_images"])
@@ -383,7 +391,7 @@ def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tup
                 for res in rs:
                     check(fw, key, res)
             rows.append(_row(f"B4 {m}", f"inference, {counts['b4_images']:,} test images, batch {batch4}, {m} "
-                             f"({infos[key]['source']})", "s", per_model, "seconds", accuracy="accuracy"))
+                             f"({infos[key]['source']})", "s", per_model, cpu + "seconds", accuracy="accuracy"))
     if "B5" in benches:
         for bench in ("B1", "B2", "B3"):
             rows.append(_row(f"B5 {bench}", f"peak RSS of the {bench} run (the whole process: "
@@ -401,7 +409,9 @@ def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tup
 
             runs = _rounds(counts["b6_rounds"], sides, one6, args.pause, f"B6 {m}")
             rows.append(_row(f"B6 {m}", f"`zerograd train --model {m} --epochs 1` vs a plain PyTorch loop "
-                             "(seconds of the epoch, test evaluation included)", "s / epoch", runs, "seconds",
+                             + ("(CPU seconds of the whole process)" if cpu else
+                                "(seconds of the epoch, test evaluation included)"),
+                             "s" if cpu else "s / epoch", runs, "process_cpu_seconds" if cpu else "seconds",
                              accuracy="accuracy",
                              extra={"wall_seconds": {fw: statistics.median(r["wall_seconds"] for r in rs)
                                                      for fw, rs in runs.items()}}))
@@ -439,7 +449,7 @@ def _environment(args: argparse.Namespace) -> dict[str, Any]:
             "zerograd": zerograd.__version__, "torch": torch_version, "threads": args.threads,
             "thread_variables": ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                  "torch.set_num_threads"],
-            "load_average_before": list(os.getloadavg()), "quick": args.quick}
+            "load_average_before": list(os.getloadavg()), "quick": args.quick, "clock": args.clock}
 
 
 def _fmt(v: float | None, unit: str = "") -> str:
@@ -456,7 +466,8 @@ def markdown(result: dict[str, Any]) -> str:
     fws = result["frameworks"]
     lines = [f"{env['date']}; {env['cpu']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
              f"({env['blas']}), PyTorch {env['torch'] or 'not run'}; {env['threads']} thread(s) per framework; "
-             f"load average {env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after"
+             f"load average {env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after; "
+             + ("CPU time (process_time of the timed part)" if env["clock"] == "cpu" else "wall time")
              + ("; --quick (smoke run, not a measurement)" if env["quick"] else ""), ""]
     head = ["", "benchmark", "unit"] + [LABELS[f] for f in fws]
     ratios = [f for f in ("torch", "numpy") if f in fws and "zerograd" in fws]
@@ -506,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     environment["load_average_after"] = list(os.getloadavg())
     environment["suite_seconds"] = round(time.perf_counter() - start, 1)
     result = {"environment": environment, "frameworks": args.frameworks,
-              "settings": {"only": args.only, "quick": args.quick, "rounds": args.rounds, "pause": args.pause},
+              "settings": {"only": args.only, "quick": args.quick, "rounds": args.rounds, "pause": args.pause,
+                           "clock": args.clock},
               "rows": rows, "models": models}
     result["markdown"] = markdown(result)
     out = Path(args.out)
@@ -556,10 +568,11 @@ def _work(p: dict[str, Any]) -> int:
             xin = x.reshape(len(x), -1) if info["input_ndim"] == 2 else x
             check = side.predict(model, xin[:10], 10)
             side.predict(model, xin[:p["batch"]], p["batch"])  # warm-up
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             logits = side.predict(model, xin, p["batch"])
-            seconds = time.perf_counter() - start
-            out["models"][key] = {"seconds": seconds, "accuracy": float((logits.argmax(axis=1) == t).mean()),
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            out["models"][key] = {"seconds": seconds, "cpu_seconds": cpu,
+                                  "accuracy": float((logits.argmax(axis=1) == t).mean()),
                                   "check_logits": check.tolist()}
     else:
         out = _work_train(p, work, side)
@@ -594,23 +607,24 @@ def _work_train(p: dict[str, Any], work: Path, side: Any) -> dict[str, Any]:
     if p["bench"] == "B1":
         rng = np.random.default_rng(1000 + p["seed"])
         per_epoch = len(x) // batch
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for it in range(p["iterations"]):
             if it % per_epoch == 0:
                 perm = rng.permutation(len(x))
             idx = perm[(it % per_epoch) * batch:(it % per_epoch + 1) * batch]
             step(x[idx], t[idx])
-        out["seconds"] = time.perf_counter() - start
+        out["seconds"], out["cpu_seconds"] = time.perf_counter() - start, time.process_time() - cpu
         logits = side.predict(model, x_test, 1000)
         out["accuracy"] = float((logits.argmax(axis=1) == t_test).mean())
         return out
     batches = [(x[i:i + batch], t[i:i + batch]) for i in range(0, len(x), batch)]
     for i in range(p["warmup"]):
         step(*batches[i % len(batches)])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(p["iterations"]):
         step(*batches[(p["warmup"] + i) % len(batches)])
     out["seconds_per_iteration"] = (time.perf_counter() - start) / p["iterations"]
+    out["cpu_seconds_per_iteration"] = (time.process_time() - cpu) / p["iterations"]
     return out
 
 
