@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 # many pixels across (JPEG decodes straight at 1/2, 1/4 or 1/8 scale), so a 48-megapixel photo costs
 # tens of megabytes instead of more than a gigabyte of float64 copies.
 WORKING_SIZE = 2048
+_WARNINGS_LOCK = threading.Lock()
 
 
 def load_digit_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -102,10 +104,11 @@ def _decode_grayscale(source: Path | io.BytesIO, where: str, max_pixels: int = M
     from PIL import Image, ImageOps, UnidentifiedImageError  # callers checked with _require_pillow
 
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its own limit and twice that; ours is lower, so that is an error.
+        # Pillow only warns between its own limit and twice that; ours is lower, so that is an error.
+        # catch_warnings swaps process-wide filters: the lock keeps a server's threads from interleaving it.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img_file = Image.open(source, formats=FORMATS)
+            img_file = Image.open(source, formats=FORMATS)  # reads the header only: quick
         with img_file as img:
             # open() has read the header only: refuse by the announced size before decoding a pixel.
             if img.width * img.height > max_pixels:
