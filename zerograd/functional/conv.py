@@ -134,19 +134,30 @@ class _Columns:
             windows = _windows(_pad(x, padding), kernel, stride, (self.oh, self.ow))
             self.source = windows.transpose(0, 1, 4, 5, 2, 3)  # (N, C, kh, kw, OH, OW)
 
-    def chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yields (images, cols (m, C*kh*kw, L)); one buffer is reused: use each before taking the next."""
-        step = max(1, min(self.n, _CHUNK_BYTES // (self.depth * self.length * self.source.itemsize)))
-        buffer = np.empty((step,) + self.source.shape[1:], dtype=self.source.dtype)
+    def chunks(self, ones: bool = False) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yields (images, cols (m, C*kh*kw [+ 1], L)); one buffer is reused: use each before the next.
+
+        With `ones`, a last row of ones: the product with [W | bias] then adds the bias (and the
+        product of the output gradient with the columns yields the bias gradient as a last column),
+        which saves a pass over the output.
+        """
+        depth = self.depth + ones
+        step = max(1, min(self.n, _CHUNK_BYTES // (depth * self.length * self.source.itemsize)))
+        buffer = np.empty((step, depth, self.length), dtype=self.source.dtype)
+        if ones:
+            buffer[:, -1] = 1
+        target = buffer[:, : self.depth].reshape((step,) + self.source.shape[1:])  # a view
         for start in range(0, self.n, step):
             m = min(step, self.n - start)
-            np.copyto(buffer[:m], self.source[start : start + m])
-            yield slice(start, start + m), buffer[:m].reshape(m, self.depth, self.length)
+            np.copyto(target[:m], self.source[start : start + m])
+            yield slice(start, start + m), buffer[:m]
 
-    def correlate(self, w2: np.ndarray) -> np.ndarray:
-        """The product with w2 (O, C*kh*kw) for every image: (N, O, L)."""
+    def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): (N, O, L)."""
+        if bias is not None:
+            w2 = np.concatenate([w2, bias.reshape(-1, 1).astype(w2.dtype, copy=False)], axis=1)
         out = np.empty((self.n, w2.shape[0], self.length), dtype=np.result_type(self.source, w2))
-        for images, cols in self.chunks():
+        for images, cols in self.chunks(ones=bias is not None):
             np.matmul(w2, cols, out=out[images])
         return out
 
@@ -172,9 +183,7 @@ class Conv2d(Function):
             raise ShapeError(f"conv2d: input has {c} channels but the weight {weight.shape} expects {wc} "
                              f"(input shape {x.shape}; weight is (out_channels, in_channels, kh, kw))")
         columns = _Columns(x, (kh, kw), stride, padding)
-        out = columns.correlate(weight.reshape(o, -1))
-        if bias is not None:
-            out += bias.reshape(o, 1)
+        out = columns.correlate(weight.reshape(o, -1), bias)
         if self.needs_input_grad[1]:  # the weight's gradient rebuilds the columns from the padded input
             self.columns = columns
         self.weight, self.padded_shape, self.stride, self.padding = weight, columns.padded_shape, stride, padding
@@ -185,15 +194,20 @@ class Conv2d(Function):
         n, _, oh, ow = g.shape
         (ph, pw), (sh, sw) = self.padding, self.stride
         gx = gw = gb = None
+        want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         if self.needs_input_grad[1]:
-            # per image (O, L) @ (L, C*kh*kw), summed over the images, a group at a time
+            # per image (O, L) @ (L, C*kh*kw [+ 1 row of ones: the bias gradient]), summed over the
+            # images, a group at a time
             g_rows = self.columns.widen(g)
-            gw = np.zeros((o, c * kh * kw), dtype=np.result_type(g, self.columns.source))
-            for images, cols in self.columns.chunks():
-                gw += np.matmul(g_rows[images], cols.transpose(0, 2, 1)).sum(axis=0)
-            gw = gw.reshape(self.weight.shape)
+            depth = c * kh * kw
+            gwb = np.zeros((o, depth + want_gb), dtype=np.result_type(g, self.columns.source))
+            for images, cols in self.columns.chunks(ones=want_gb):
+                gwb += np.matmul(g_rows[images], cols.transpose(0, 2, 1)).sum(axis=0)
+            gw = gwb[:, :depth].reshape(self.weight.shape)
+            if want_gb:
+                gb = gwb[:, depth]
             self.columns = None  # free the padded input as soon as it has been used
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+        elif want_gb:
             gb = g.sum(axis=(0, 2, 3))
         if self.needs_input_grad[0]:  # skipped for the first layer, whose input is the images
             h, w = self.padded_shape[2] - 2 * ph, self.padded_shape[3] - 2 * pw
