@@ -214,6 +214,9 @@ def test_train_cnns_on_a_folder_sizes_them_to_the_data(capsys, tmp_path, tiny_fo
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "filters.png").stat().st_size > 0
     if "--batchnorm" in model_flags:
         assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    if "deep-cnn" in model_flags:  # the book's dropout, and augmentation by default
+        settings = meta["training"]["settings"]
+        assert (settings["dropout"], settings["augment"], settings["batch_size"]) == (0.5, True, 30)
 
 
 def test_train_cnn_defaults(capsys, tmp_path, tiny_folder):
@@ -224,6 +227,7 @@ def test_train_cnn_defaults(capsys, tmp_path, tiny_folder):
     settings = load_model(out_file)[1]["training"]["settings"]
     assert (settings["batch_size"], settings["optimizer"], settings["lr"]) == (100, "adam", None)
     assert (settings["model"], settings["dropout"], settings["hidden"]) == ("simple-cnn", 0.0, None)
+    assert settings["augment"] is False
     # --resume of the finished run's checkpoint: nothing left to train, the same weights are written again
     checkpoint = tmp_path / "a.checkpoint.safetensors"
     before = load_model(out_file)[0].state_dict()

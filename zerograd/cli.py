@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="dropout probability after each hidden layer (default: none; deep-cnn: 0.5, as the book)")
     t.add_argument("--batchnorm", action="store_true",
                    help="batch normalisation after each hidden Linear (mlp) or each convolution (CNNs)")
-    t.add_argument("--augment", action="store_true", help="random shifts and rotations of the training images")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random shifts (2 px) and rotations (10 degrees) of the training images "
+                        "(default: on for deep-cnn, off otherwise)")
     t.add_argument("--batch-size", type=int, default=None, help="default: 128 (mlp), 100 (CNNs, as the book)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the training set (default: 10)")
@@ -299,6 +301,8 @@ def _check_train_flags(args: argparse.Namespace) -> None:
         args.dropout = 0.5 if args.model == "deep-cnn" else 0.0
     if args.batch_size is None:
         args.batch_size = 128 if mlp else 100
+    if args.augment is None:  # deep-cnn reaches 0.9925 in 10 epochs without, 0.993+ with (README)
+        args.augment = args.model == "deep-cnn"
     if args.epochs is None and args.iterations is None:
         args.epochs = 10
     if (args.epochs is not None and args.epochs < 1) or (args.iterations is not None and args.iterations < 1):
