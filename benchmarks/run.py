@@ -492,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
         return _work(json.loads(args.worker))
-    sys.path.insert(0, str(HERE))
+    # this checkout's zerograd (as the workers get through PYTHONPATH), whatever else is installed
+    sys.path[:0] = [str(HERE), str(HERE.parent)]
     if args.profile:
         return _profile(args)
     import importlib.util
