@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-CHAPTERS = ("ch02", "ch03", "ch04", "ch05", "ch06", "ch07")
+CHAPTERS = ("ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08")
 
 
 def test_one_notebook_per_chapter() -> None:
