@@ -43,7 +43,7 @@ def _url(host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the page and API for args.models on args.host:args.port until interrupted; returns the exit code."""
     from .app import create_app  # raises a ZerogradError naming zerograd[serve] when FastAPI is missing
-    from .inference import load_served_models
+    from .inference import best_pretrained, load_served_models
 
     try:
         import uvicorn
@@ -52,7 +52,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             'pip install "zerograd[serve]"') from exc
     if not 0 <= args.port <= 65535:
         raise ZerogradError(f"--port must be between 0 and 65535 (0 picks a free port), got {args.port}")
-    models = load_served_models(args.models)
+    if args.models:
+        models = load_served_models(args.models)
+    else:
+        best, left_out = best_pretrained()
+        for name, err in left_out.items():
+            print(f"zerograd serve: note: pretrained:{name} left out: {err}", file=sys.stderr)
+        models = [best]
     app = create_app(models)
     sock = _bind(args.host, args.port)
     port = sock.getsockname()[1]

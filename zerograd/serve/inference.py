@@ -12,8 +12,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ZerogradError
-from ..io import list_pretrained
-from ..models import load_model
+from ..models import list_pretrained, load_model
 from ..nn import Module
 from ..tensor import Tensor, enable_grad, no_grad
 
@@ -67,18 +66,28 @@ def load_served_model(spec: str) -> ServedModel:
     return ServedModel(name, spec, model, arch, _recorded_accuracy(meta))
 
 
-def best_pretrained() -> ServedModel:
-    """The shipped pretrained model with the highest recorded test accuracy."""
-    candidates = [load_served_model(PRETRAINED_PREFIX + name) for name in list_pretrained()]
+def best_pretrained() -> tuple[ServedModel, dict[str, str]]:
+    """The pretrained model with the highest recorded test accuracy, and {name: error} of those left out.
+
+    A pretrained model that does not load (its file missing from this installation, say) is left out
+    rather than stopping the server; the caller says so.
+    """
+    candidates, left_out = [], {}
+    for name in list_pretrained():
+        try:
+            candidates.append(load_served_model(PRETRAINED_PREFIX + name))
+        except ZerogradError as err:
+            left_out[name] = str(err)
     if not candidates:
-        raise ZerogradError("this zerograd ships no pretrained models: give a model file, e.g. one from zerograd train")
-    return max(candidates, key=lambda m: -1.0 if m.test_accuracy is None else m.test_accuracy)
+        raise ZerogradError("no pretrained model loads in this installation "
+                            f"({'; '.join(left_out.values()) or 'none is shipped'}): give a model file")
+    return max(candidates, key=lambda m: -1.0 if m.test_accuracy is None else m.test_accuracy), left_out
 
 
 def load_served_models(specs: Sequence[str]) -> list[ServedModel]:
     """Models to serve, in the order given (the first is the default); none given: the best pretrained one."""
     if not specs:
-        return [best_pretrained()]
+        return [best_pretrained()[0]]
     models = [load_served_model(str(spec)) for spec in specs]
     names = [m.name for m in models]
     twice = sorted({n for n in names if names.count(n) > 1})
