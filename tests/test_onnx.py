@@ -19,7 +19,7 @@ from zerograd import nn, optim
 from zerograd import onnx as zonnx
 from zerograd.cli import main
 from zerograd.datasets import load_mnist
-from zerograd.models import MLP, DeepConvNet, load_model
+from zerograd.models import MLP, load_model
 
 TOL = 1e-5  # absolute, on probabilities
 
@@ -47,11 +47,9 @@ def _mlp_bn_dropout(x: np.ndarray, t: np.ndarray) -> nn.Module:
 
 def _build(name: str, mnist) -> nn.Module:
     x, t = mnist[2], mnist[3]
-    if name in ("book-ch3", "mlp", "simple-cnn"):  # shipped trained: mlp is the default `zerograd train` network
-        return load_model(f"pretrained:{name}")[0]
     if name == "mlp-bn-dropout":
         return _mlp_bn_dropout(x, t)
-    return DeepConvNet(seed=0).eval()
+    return load_model(f"pretrained:{name}")[0]  # shipped trained; mlp is the default `zerograd train` network
 
 
 MODELS = ["book-ch3", "mlp", "mlp-bn-dropout", "simple-cnn", "deep-cnn"]
