@@ -165,13 +165,17 @@ class _Columns:
         """(N, O, L) -> the real outputs (N, O, OH, OW), a view."""
         return rows.reshape(rows.shape[0], rows.shape[1], self.oh, self.pitch)[:, :, :, : self.ow]
 
-    def widen(self, g: np.ndarray) -> np.ndarray:
-        """An output gradient (N, O, OH, OW) laid out as the outputs are, (N, O, L), zero where `crop` cut."""
+    def widen_t(self, g: np.ndarray) -> np.ndarray:
+        """An output gradient (N, O, OH, OW) laid out as the outputs are but transposed, (N, L, O), zero
+        where `crop` cut: then cols (C*kh*kw, L) @ it is a product of two row-major matrices, which
+        BLAS takes directly (NumPy does not hand a transposed operand of a batched product to BLAS:
+        20-45% slower here)."""
+        n, o = g.shape[:2]
         if self.pitch == self.ow:
-            return g.reshape(g.shape[0], g.shape[1], self.length)
-        wide = np.zeros(g.shape[:3] + (self.pitch,), dtype=g.dtype)
-        wide[..., : self.ow] = g
-        return wide.reshape(g.shape[0], g.shape[1], self.length)
+            return np.ascontiguousarray(g.reshape(n, o, self.length).transpose(0, 2, 1))
+        wide = np.zeros((n, self.oh, self.pitch, o), dtype=g.dtype)
+        wide[:, :, : self.ow] = g.transpose(0, 2, 3, 1)
+        return wide.reshape(n, self.length, o)
 
 
 class Conv2d(Function):
@@ -196,16 +200,16 @@ class Conv2d(Function):
         gx = gw = gb = None
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         if self.needs_input_grad[1]:
-            # per image (O, L) @ (L, C*kh*kw [+ 1 row of ones: the bias gradient]), summed over the
-            # images, a group at a time
-            g_rows = self.columns.widen(g)
+            # per image cols (C*kh*kw [+ 1 row of ones: the bias gradient], L) @ g (L, O), summed over
+            # the images, a group at a time: the transpose of the weight gradient
+            g_t = self.columns.widen_t(g)
             depth = c * kh * kw
-            gwb = np.zeros((o, depth + want_gb), dtype=np.result_type(g, self.columns.source))
+            gwb_t = np.zeros((depth + want_gb, o), dtype=np.result_type(g, self.columns.source))
             for images, cols in self.columns.chunks(ones=want_gb):
-                gwb += np.matmul(g_rows[images], cols.transpose(0, 2, 1)).sum(axis=0)
-            gw = gwb[:, :depth].reshape(self.weight.shape)
+                gwb_t += np.matmul(cols, g_t[images]).sum(axis=0)
+            gw = gwb_t[:depth].T.reshape(self.weight.shape)
             if want_gb:
-                gb = gwb[:, depth]
+                gb = gwb_t[depth]
             self.columns = None  # free the padded input as soon as it has been used
         elif want_gb:
             gb = g.sum(axis=(0, 2, 3))
