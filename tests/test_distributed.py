@@ -54,11 +54,11 @@ def test_mpi_is_available():
 
 
 # Open MPI refuses root unless told; --oversubscribe lets 2 processes start on a 1-core runner; the
-# MCA settings keep MPI's messages in shared memory (or TCP on loopback) and let idle processes yield.
+# MCA settings keep MPI's messages in shared memory (or TCP on loopback).
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
     "OMPI_MCA_pml": "ob1", "OMPI_MCA_btl": "self,sm,tcp", "OMPI_MCA_btl_tcp_if_include": "lo",
-    "OMPI_MCA_mpi_yield_when_idle": "1", "OPENBLAS_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
 }
 
 
