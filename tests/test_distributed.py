@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _small_mnist import write_small_mnist
 
 from zerograd.cli import main
-from zerograd.datasets import load_mnist, write_idx
 from zerograd.models import load_model
 
 
@@ -80,13 +80,7 @@ def max_weight_difference(a: Path, b: Path) -> float:
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory):
     """MNIST-format IDX files: 2,000 training images (2000 = 19 * 101 + 81, an uneven last batch) and 500 test."""
-    folder = tmp_path_factory.mktemp("small-mnist")
-    (x, t), (xt, tt) = load_mnist(normalize=False, flatten=False)
-    write_idx(folder / "train-images-idx3-ubyte", x[:2000, 0])
-    write_idx(folder / "train-labels-idx1-ubyte", t[:2000].astype(np.uint8))
-    write_idx(folder / "t10k-images-idx3-ubyte", xt[:500, 0])
-    write_idx(folder / "t10k-labels-idx1-ubyte", tt[:500].astype(np.uint8))
-    return folder
+    return write_small_mnist(tmp_path_factory.mktemp("small-mnist"), train=2000, test=500)
 
 
 COLLECTIVES = textwrap.dedent('''
