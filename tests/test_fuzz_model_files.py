@@ -188,6 +188,28 @@ def checkpoint_run(tmp_path_factory):
     return data, (root / "run" / "m.checkpoint.safetensors").read_bytes()
 
 
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (b'optimizer\\": \\"adam', b'optimizer\\": \\"idam', "its setting optimizer = 'idam'"),
+        (b'\\"epochs\\": 3, \\"iterations', b'\\"epochz\\": 3, \\"iterations', "its setting iterations"),
+        (b'batch_size\\": 128', b'batch_size\\": 1.5', "its setting batch_size = 1.5"),
+        (b'{\\"epochs\\": [{', b'{\\"epochz\\": [{', "records no finished epoch"),
+    ],
+)
+def test_resuming_a_checkpoint_with_impossible_settings(checkpoint_run, tmp_path, capsys, old, new, message):
+    """Bit flips the fuzz test below once met: a setting no command line can give, a history without epochs."""
+    from zerograd.cli import main
+
+    _, checkpoint = checkpoint_run
+    assert checkpoint.count(old) == 1 and len(old) == len(new)
+    path = tmp_path / "m.checkpoint.safetensors"
+    path.write_bytes(checkpoint.replace(old, new))
+    assert main(["train", "--resume", str(path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "damaged training checkpoint" in err and message in err, err
+
+
 @fuzz(60)
 @given(data=st.data())
 def test_resuming_from_a_damaged_checkpoint(checkpoint_run, tmp_path_factory, data):

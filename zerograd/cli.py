@@ -19,6 +19,13 @@ import numpy as np
 from . import __version__
 from .errors import ZerogradError
 
+# the choices of train's settings, also checked when a checkpoint hands them back (--resume)
+TRAIN_CHOICES = {
+    "model": ["mlp", "simple-cnn", "deep-cnn"],
+    "activation": ["relu", "leaky_relu", "sigmoid", "tanh"],
+    "optimizer": ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"],
+    "schedule": ["none", "step", "cosine"],
+}
 ARCH_HELP = "network of a book pickle: book-ch3, simple-cnn (chapter 7) or deep-cnn (chapter 8)"
 DATA_HELP = "mnist (bundled), fashion-mnist, kmnist (downloaded once), or a folder of MNIST-format IDX files"
 
@@ -37,17 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     # --- train ---
     t = sub.add_parser("train", help="train a network on MNIST (or another dataset) and save it",
                        description="Train a network and write a model file (safetensors).")
-    t.add_argument("--model", default="mlp", choices=["mlp", "simple-cnn", "deep-cnn"],
+    t.add_argument("--model", default="mlp", choices=TRAIN_CHOICES["model"],
                    help="architecture: mlp, or the book's simple-cnn (chapter 7) / deep-cnn (chapter 8); default: mlp")
     t.add_argument("--hidden", default=None, help="mlp hidden layer sizes, comma-separated (default: 256,128)")
-    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "sigmoid", "tanh"],
+    t.add_argument("--activation", default="relu", choices=TRAIN_CHOICES["activation"],
                    help="mlp hidden activation (the CNNs use ReLU)")
     t.add_argument("--init", default="auto", help="mlp weight init: auto, he, xavier, normal, or a std such as 0.01")
     t.add_argument("--optimizer", default="adam",
-                   choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+                   choices=TRAIN_CHOICES["optimizer"])
     t.add_argument("--lr", type=float, default=None, help="learning rate (default depends on the optimizer)")
     t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--schedule", default="cosine", choices=["none", "step", "cosine"],
+    t.add_argument("--schedule", default="cosine", choices=TRAIN_CHOICES["schedule"],
                    help="learning-rate schedule over the epochs (default: cosine)")
     t.add_argument("--dropout", type=float, default=None,
                    help="dropout probability after each hidden layer (default: none; deep-cnn: 0.5, as the book)")
@@ -353,7 +360,41 @@ def _resumed_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     for key in _SETTINGS:  # only the run's settings: a checkpoint from elsewhere must not set --debug and such
         if key in settings:
             setattr(args, key, settings[key])
+    _check_resumed_settings(args)
     return build_model(meta["config"]), settings
+
+
+def _check_resumed_settings(args: argparse.Namespace) -> None:
+    """Refuses settings from a checkpoint that no command line could have given (a damaged file)."""
+    def bad(key: str) -> ZerogradError:
+        return ZerogradError(f"{args.resume} is a damaged training checkpoint (its setting {key} = "
+                             f"{getattr(args, key)!r} is not one a run can have); start the run again without --resume")
+
+    for key, choices in TRAIN_CHOICES.items():
+        if not isinstance(getattr(args, key), str) or getattr(args, key) not in choices:
+            raise bad(key)
+
+    def whole(value: Any, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+    checks = {
+        "batch_size": whole(args.batch_size, 1), "seed": whole(args.seed, 0),
+        "epochs": args.epochs is None or whole(args.epochs, 1),
+        "iterations": (args.iterations is None or whole(args.iterations, 1))
+        and (args.epochs is None) != (args.iterations is None),
+        "early_stopping": args.early_stopping is None or whole(args.early_stopping, 1),
+        "lr": args.lr is None or (number(args.lr) and args.lr > 0),
+        "weight_decay": number(args.weight_decay), "dropout": number(args.dropout) and 0 <= args.dropout < 1,
+        "batchnorm": isinstance(args.batchnorm, bool), "augment": isinstance(args.augment, bool),
+        "hidden": args.hidden is None or isinstance(args.hidden, str), "init": isinstance(args.init, str),
+        "data": isinstance(args.data, str), "out": isinstance(args.out, str),
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise bad(key)
 
 
 def _scheduler(name: str, optimizer: Any, epochs: int) -> Any:
@@ -423,6 +464,9 @@ def _train(args: argparse.Namespace, job: Any = None) -> int:
         )
     if not speaks:
         return 0
+    if not history.records:  # only a damaged checkpoint resumes into a run with nothing done and nothing to do
+        raise ZerogradError(f"{args.resume} is a damaged training checkpoint (it records no finished epoch and "
+                            "leaves none to train); start the run again without --resume")
     final = history.records[-1]
     results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
                "epochs": len(history), "iterations": final.iterations,
