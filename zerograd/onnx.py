@@ -28,7 +28,7 @@ from .functional import conv as _conv
 from .functional import math as _math
 from .functional import norm as _norm
 from .functional import shape as _shape
-from .tensor import Function, Tensor, enable_grad
+from .tensor import Function, Tensor, _topological_order, enable_grad
 
 if TYPE_CHECKING:  # only for annotations: the real import happens on first use, behind the extra
     import onnx
@@ -70,26 +70,6 @@ def _check_opset(opset: int) -> None:
 # ===================================================================================================
 # Export: trace, then map each recorded Function to ONNX nodes
 # ===================================================================================================
-
-def _topological(root: Tensor) -> list[Tensor]:
-    """Non-leaf tensors of root's graph, each after the inputs it was made from (no recursion)."""
-    order: list[Tensor] = []
-    done: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
-            continue
-        if id(t) in done or t._ctx is None:
-            continue
-        done.add(id(t))
-        stack.append((t, True))
-        for inp in reversed(t._ctx.inputs):
-            if inp._ctx is not None and id(inp) not in done:
-                stack.append((inp, False))
-    return order
-
 
 class _Exporter:
     """Builds the nodes and initializers of one traced forward pass."""
@@ -371,7 +351,8 @@ def export(module: nn.Module, example_input: Any, path: str | Path | None = None
         raise OnnxError(f"export traces a module that returns one Tensor, this one returned {type(out).__name__}")
 
     ex = _Exporter(module, x, input_name, labels)
-    for t in _topological(out):
+    # the engine's order lists each tensor before its inputs; ONNX nodes go inputs first
+    for t in ([] if out._ctx is None else reversed(_topological_order(out))):
         ex.function(t)
     result = ex.value(out) if out is not x else input_name
     if result in ex.initializers or result == input_name or out._ctx is None:

@@ -1,9 +1,11 @@
 """Convolution and pooling on NCHW images (the book's chapter 7): im2col, col2im and BLAS matrix products.
 
 A convolution is one matrix product once every receptive field is laid out as a column (im2col):
-weight (O, C*kh*kw) @ columns (C*kh*kw, N*OH*OW). The columns are read from a sliding-window *view*
-of the padded input (no Python loop over samples or pixels); backward spreads the column gradients
-back onto the image (col2im) with one strided slice-add per kernel offset (kh*kw of them).
+per image, weight (O, C*kh*kw) @ columns (C*kh*kw, OH*OW), built a few images at a time from the padded
+input (see _Columns), so the output comes out already in NCHW order. Backward: the weight gradient
+rebuilds the columns; the input gradient of a stride-1 convolution is itself a correlation (of the
+padded output gradient with the flipped kernel); other strides spread the column gradients back onto
+the image (col2im) with one strided slice-add per kernel offset. No Python loop over pixels.
 Cross-correlation, weights (out_channels, in_channels, kh, kw), as in the book and PyTorch.
 """
 
@@ -76,14 +78,11 @@ def _col2im_add(dx: np.ndarray, cols: np.ndarray, stride: tuple[int, int]) -> No
 
 
 def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], stride: tuple[int, int],
-           padding: tuple[int, int], layout: str = "nckk") -> np.ndarray:
-    """Adds window gradients back onto the image: the transpose of taking windows.
+           padding: tuple[int, int]) -> np.ndarray:
+    """Adds window gradients cols (N, C, kh, kw, OH, OW) back onto the image: the transpose of taking windows.
 
-    cols is (N, C, kh, kw, OH, OW) for layout "nckk" or (C, kh, kw, N, OH, OW) for "cknn";
-    returns (N, C, H, W) with the padding cut off. One strided slice-add per kernel offset.
+    Returns (N, C, H, W) with the padding cut off. One strided slice-add per kernel offset.
     """
-    if layout == "cknn":
-        cols = cols.transpose(3, 0, 1, 2, 4, 5)  # a view: (N, C, kh, kw, OH, OW)
     dx = np.zeros(padded_shape, dtype=cols.dtype)
     _col2im_add(dx, cols, stride)
     ph, pw = padding
