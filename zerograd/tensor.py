@@ -10,6 +10,8 @@ Function for the gradients of its inputs. Operators such as `+` and `@` are boun
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -164,7 +166,7 @@ class Tensor:
                     f"backward() without a gradient needs a scalar output, this one has shape {self.shape}: "
                     "reduce it first (e.g. .sum() or .mean()) or pass grad= of the same shape"
                 )
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, self.data.dtype) if self.data.ndim else np.array(1, self.data.dtype)
         else:
             grad = _as_array(grad, self.data.dtype)
             if grad.shape != self.shape:
@@ -172,46 +174,63 @@ class Tensor:
         if self._ctx is None:
             self.grad = np.array(grad) if self.grad is None else np.asarray(self.grad + grad)
             return
+        # Every recorded Function has a sequence number, increasing in the order they ran, and a result is
+        # always made after its inputs. So taking the pending node with the highest number first visits each
+        # node after all the nodes that used it (their gradients are complete), with no separate sort: a
+        # heap of (-seq, tensor). This loop runs once per operation of every training step; for the book's
+        # small networks its Python overhead is a visible share of a step, hence the plain loops.
         grads = {id(self): grad}
         handed_out = {id(grad)}  # arrays already used as some gradient: a leaf must not share them
-        for node in _topological_order(self):
-            g = grads.pop(id(node), None)
+        heap = [(-self._ctx.seq, self)]
+        queued = {id(self)}
+        while heap:
+            node = heapq.heappop(heap)[1]
             fn = node._ctx
-            if g is None:  # no path from here carried a gradient (a backward returned None)
-                if not retain_graph:
-                    fn.release()
-                continue
-            for inp, version in zip(fn.inputs, fn.input_versions):
-                if inp._version != version:
-                    raise ZerogradError(
-                        f"backward() through {type(fn).__name__}: an input it saved was modified in place after "
-                        "the forward pass (e.g. by optimizer.step()); call backward() before step(), "
-                        "or run the forward pass again"
-                    )
-            input_grads = fn.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for inp, ig, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
-                if not needed or ig is None:
-                    continue
-                if ig.shape != inp.data.shape:
-                    ig = _unbroadcast(ig, inp.data.shape)
-                if ig.dtype != inp.data.dtype:
-                    ig = ig.astype(inp.data.dtype)
-                if inp._ctx is None:
-                    if inp.grad is not None:
+            inputs = fn.inputs
+            if inputs is None:
+                raise ZerogradError(
+                    "backward() through a graph whose buffers were already freed by an earlier backward(): "
+                    "pass retain_graph=True to the first backward() to go through the graph twice"
+                )
+            g = grads.pop(id(node), None)
+            if g is not None:  # else no path from here carried a gradient (a backward returned None)
+                for inp, version in zip(inputs, fn.input_versions):
+                    if inp._version != version:
+                        raise ZerogradError(
+                            f"backward() through {type(fn).__name__}: an input it saved was modified in place "
+                            "after the forward pass (e.g. by optimizer.step()); call backward() before step(), "
+                            "or run the forward pass again"
+                        )
+                input_grads = fn.backward(g)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+                for inp, ig, needed in zip(inputs, input_grads, fn.needs_input_grad):
+                    if ig is None or not needed:
+                        continue
+                    data = inp.data
+                    if ig.shape != data.shape:
+                        ig = _unbroadcast(ig, data.shape)
+                    if ig.dtype is not data.dtype and ig.dtype != data.dtype:
+                        ig = ig.astype(data.dtype)
+                    if inp._ctx is not None:  # an intermediate result: sum what reaches it, pass it on later
+                        handed_out.add(id(ig))
+                        key = id(inp)
+                        if key in grads:
+                            grads[key] = grads[key] + ig
+                        else:
+                            grads[key] = ig
+                            if key not in queued:
+                                queued.add(key)
+                                heapq.heappush(heap, (-inp._ctx.seq, inp))
+                    elif inp.grad is not None:
                         inp.grad = np.asarray(inp.grad + ig)  # 0-d sums are numpy scalars
-                    elif id(ig) in handed_out or not (ig.flags.owndata and ig.flags.writeable):
-                        # the same (or a read-only broadcast) array may be several inputs' gradient:
-                        # each leaf gets its own, so scaling one .grad in place leaves the others alone
-                        inp.grad = np.array(ig)
                     else:
+                        # the same (or a read-only or borrowed) array may be several inputs' gradient: each
+                        # leaf gets its own, so scaling one .grad in place leaves the others alone
+                        if id(ig) in handed_out or ig.base is not None or not ig.flags.writeable:
+                            ig = np.array(ig)
                         inp.grad = ig
-                    handed_out.add(id(inp.grad))
-                else:
-                    handed_out.add(id(ig))
-                    key = id(inp)
-                    grads[key] = ig if key not in grads else grads[key] + ig
+                        handed_out.add(id(ig))
             if not retain_graph:
                 fn.release()
 
@@ -255,6 +274,7 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 _NO_GRAD = tuple((False,) * n for n in range(16))  # needs_input_grad when nothing is recorded
+_sequence = itertools.count(1)  # numbers recorded Functions in the order they ran (see Tensor.backward)
 
 
 class Function:
@@ -266,6 +286,7 @@ class Function:
     """
 
     inputs: tuple[Tensor, ...] | None = None
+    seq = 0  # the running number of a recorded Function: results always have higher ones than their inputs
     input_versions: tuple[int, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
 
@@ -300,6 +321,7 @@ class Function:
             fn.inputs = inputs
             fn.input_versions = tuple([t._version for t in inputs])
             fn.params = params  # the keyword settings (axis, stride, eps, ...): what ONNX export reads
+            fn.seq = next(_sequence)
             result._ctx = fn
             result.requires_grad = True
         return result

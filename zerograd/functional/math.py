@@ -609,13 +609,12 @@ class Linear(Function):
         return out
 
     def backward(self, g):
-        x, w = self.x, self.weight
-        gx = g @ w if self.needs_input_grad[0] else None
-        gw = gb = None
-        if self.needs_input_grad[1]:
-            gw = g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+        x, w, needed = self.x, self.weight, self.needs_input_grad
+        gx = g @ w if needed[0] else None
+        if g.ndim != 2:  # (..., out): the weight sees every leading position as one more row
+            g, x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+        gw = g.T @ x if needed[1] else None
+        gb = np.add.reduce(g, axis=0) if len(needed) > 2 and needed[2] else None
         return gx, gw, gb
 
 

@@ -30,6 +30,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}  # keyed by the Parameter object itself
         self.param_groups: list[dict[str, Any]] = []
+        self._work: dict[np.dtype, np.ndarray] = {}  # see _scratch
         if isinstance(params, Tensor):
             raise ZerogradError(
                 f"{type(self).__name__} takes an iterable of parameters, got a single Tensor: pass [tensor]"
@@ -182,6 +183,18 @@ class Optimizer:
             state = self.state[p] = {"step": 0, **{name: np.zeros_like(p.data) for name in buffers}}
         state["step"] += 1
         return state
+
+    def _scratch(self, like: np.ndarray) -> np.ndarray:
+        """A work array shaped like `like`, shared by all parameters and reused every step.
+
+        An update such as `p -= lr * g` would allocate a temporary the size of the parameter on every
+        step; for arrays of a few hundred kB the allocator hands that memory back to the system and the
+        next step page-faults it in again, which costs more than the arithmetic on the book's networks.
+        """
+        work = self._work.get(like.dtype)
+        if work is None or work.size < like.size:
+            work = self._work[like.dtype] = np.empty(like.size, like.dtype)
+        return work[: like.size].reshape(like.shape)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -356,10 +369,11 @@ class Adam(Optimizer):
                 g = _grad_with_l2(p, weight_decay)
             state = self._next_state(p, "exp_avg", "exp_avg_sq")
             step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+            t = self._scratch(g)
             m *= beta1
-            m += (1 - beta1) * g
+            m += np.multiply(g, 1 - beta1, out=t)
             v *= beta2
-            t = g * g
+            np.multiply(g, g, out=t)
             t *= 1 - beta2
             v += t
             bias_correction1 = 1 - beta1**step
