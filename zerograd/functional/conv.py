@@ -107,7 +107,7 @@ class _Columns:
     sees at each output position, so one batched product W (O, C*kh*kw) @ cols gives (N, O, L), the
     output already in NCHW order. With stride 1 the row of offset (i, j) is one contiguous run of the
     flattened padded image, starting at i*Wp + j: L = OH*Wp, and each output row comes out Wp wide,
-    its first OW values real and the rest cut off by `crop` (they mix in the start of the next row).
+    its first OW values real and the rest cut off (they mix in the start of the next row).
     Copying such long runs is 2-3x faster than copying windows OW values at a time. Other strides,
     and images with few channels, copy from a sliding-window view: L = OH*OW.
     """
@@ -133,40 +133,65 @@ class _Columns:
             windows = _windows(_pad(x, padding), kernel, stride, (self.oh, self.ow))
             self.source = windows.transpose(0, 1, 4, 5, 2, 3)  # (N, C, kh, kw, OH, OW)
 
-    def chunks(self, ones: bool = False) -> Iterator[tuple[slice, np.ndarray]]:
+    def chunks(self, ones: bool = False, side_by_side: bool = False) -> Iterator[tuple[slice, np.ndarray]]:
         """Yields (images, cols (m, C*kh*kw [+ 1], L)); one buffer is reused: use each before the next.
 
         With `ones`, a last row of ones: the product with [W | bias] then adds the bias (and the
         product of the output gradient with the columns yields the bias gradient as a last column),
-        which saves a pass over the output.
+        which saves a pass over the output. With `side_by_side` the group's columns are laid out as
+        one matrix (C*kh*kw [+ 1], m*L), the images next to each other: the weight gradient is then
+        one product with a long inner dimension instead of m short ones and a sum (10-20% faster).
         """
         depth = self.depth + ones
         step = max(1, min(self.n, _CHUNK_BYTES // (depth * self.length * self.source.itemsize)))
-        buffer = np.empty((step, depth, self.length), dtype=self.source.dtype)
-        if ones:
-            buffer[:, -1] = 1
-        target = buffer[:, : self.depth].reshape((step,) + self.source.shape[1:])  # a view
+        flat = np.empty(step * depth * self.length, dtype=self.source.dtype)
         for start in range(0, self.n, step):
             m = min(step, self.n - start)
-            np.copyto(target[:m], self.source[start : start + m])
-            yield slice(start, start + m), buffer[:m]
+            if start == 0 or m < step:  # views of the buffer for groups of m images
+                if side_by_side:
+                    cols = flat[: depth * m * self.length].reshape(depth, m, self.length)
+                    target = cols[: self.depth].reshape(self.source.shape[1:4] + (m,) + self.source.shape[4:])
+                    target = np.moveaxis(target, 3, 0)  # (m, C, kh, kw, ...) as the source
+                    if ones:
+                        cols[-1] = 1
+                    cols = cols.reshape(depth, m * self.length)
+                else:
+                    cols = flat[: m * depth * self.length].reshape(m, depth, self.length)
+                    target = cols[:, : self.depth].reshape((m,) + self.source.shape[1:])
+                    if ones:
+                        cols[:, -1] = 1
+            np.copyto(target, self.source[start : start + m])
+            yield slice(start, start + m), cols
 
     def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-        """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): (N, O, L)."""
+        """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW).
+
+        With row runs each group of images is one product with the columns side by side, (O, m*L), made
+        in a reused buffer; only the first OW of each Wp values are copied out, so the result is a
+        contiguous array (the layers after it read it 1.5-2x faster than a view). Without them (few
+        channels, other strides) the batched product writes the output in place.
+        """
         if bias is not None:
             w2 = np.concatenate([w2, bias.reshape(-1, 1).astype(w2.dtype, copy=False)], axis=1)
-        out = np.empty((self.n, w2.shape[0], self.length), dtype=np.result_type(self.source, w2))
-        for images, cols in self.chunks(ones=bias is not None):
-            np.matmul(w2, cols, out=out[images])
+        o = w2.shape[0]
+        out = np.empty((self.n, o, self.oh, self.ow), dtype=np.result_type(self.source, w2))
+        if self.pitch == self.ow:
+            for images, cols in self.chunks(ones=bias is not None):
+                np.matmul(w2, cols, out=out[images].reshape(len(cols), o, self.length))
+            return out
+        rows = None
+        for images, cols in self.chunks(ones=bias is not None, side_by_side=True):
+            if rows is None:
+                rows = np.empty((o, cols.shape[1]), dtype=out.dtype)
+            m = cols.shape[1] // self.length
+            np.matmul(w2, cols, out=rows[:, : cols.shape[1]])
+            np.copyto(out[images].transpose(1, 0, 2, 3),
+                      rows[:, : cols.shape[1]].reshape(o, m, self.oh, self.pitch)[:, :, :, : self.ow])
         return out
-
-    def crop(self, rows: np.ndarray) -> np.ndarray:
-        """(N, O, L) -> the real outputs (N, O, OH, OW), a view."""
-        return rows.reshape(rows.shape[0], rows.shape[1], self.oh, self.pitch)[:, :, :, : self.ow]
 
     def widen_t(self, g: np.ndarray) -> np.ndarray:
         """An output gradient (N, O, OH, OW) laid out as the outputs are but transposed, (N, L, O), zero
-        where `crop` cut: then cols (C*kh*kw, L) @ it is a product of two row-major matrices, which
+        where the output was cut off: then cols (C*kh*kw, L) @ it is a product of two row-major matrices, which
         BLAS takes directly (NumPy does not hand a transposed operand of a batched product to BLAS:
         20-45% slower here)."""
         n, o = g.shape[:2]
@@ -190,7 +215,7 @@ class Conv2d(Function):
         if self.needs_input_grad[1]:  # the weight's gradient rebuilds the columns from the padded input
             self.columns = columns
         self.weight, self.padded_shape, self.stride, self.padding = weight, columns.padded_shape, stride, padding
-        return columns.crop(out)
+        return out
 
     def backward(self, g):
         o, c, kh, kw = self.weight.shape
@@ -199,13 +224,13 @@ class Conv2d(Function):
         gx = gw = gb = None
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         if self.needs_input_grad[1]:
-            # per image cols (C*kh*kw [+ 1 row of ones: the bias gradient], L) @ g (L, O), summed over
-            # the images, a group at a time: the transpose of the weight gradient
+            # cols (C*kh*kw [+ 1 row of ones: the bias gradient], m*L) @ g (m*L, O) for each group of m
+            # images, summed: the transpose of the weight gradient
             g_t = self.columns.widen_t(g)
             depth = c * kh * kw
             gwb_t = np.zeros((depth + want_gb, o), dtype=np.result_type(g, self.columns.source))
-            for images, cols in self.columns.chunks(ones=want_gb):
-                gwb_t += np.matmul(cols, g_t[images]).sum(axis=0)
+            for images, cols in self.columns.chunks(ones=want_gb, side_by_side=True):
+                gwb_t += cols @ g_t[images].reshape(cols.shape[1], o)
             gw = gwb_t[:depth].T.reshape(self.weight.shape)
             if want_gb:
                 gb = gwb_t[depth]
@@ -220,7 +245,7 @@ class Conv2d(Function):
                 # replace col2im's kh*kw read-modify-write passes over the image: 2-3x faster here.
                 w_flip = np.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
                 full = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw))
-                gx = full.crop(full.correlate(w_flip))
+                gx = full.correlate(w_flip)
             else:  # col2im, a group of images at a time
                 g3 = g.reshape(n, o, oh * ow)
                 dx = np.zeros(self.padded_shape, dtype=np.result_type(g, self.weight))
