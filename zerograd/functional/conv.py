@@ -133,6 +133,10 @@ class _Columns:
             windows = _windows(_pad(x, padding), kernel, stride, (self.oh, self.ow))
             self.source = windows.transpose(0, 1, 4, 5, 2, 3)  # (N, C, kh, kw, OH, OW)
 
+    def group_size(self, ones: bool = False) -> int:
+        """How many images' columns (with `ones`: and a row of ones) fill the buffer (see _CHUNK_BYTES)."""
+        return max(1, min(self.n, _CHUNK_BYTES // ((self.depth + ones) * self.length * self.source.itemsize)))
+
     def chunks(self, ones: bool = False, side_by_side: bool = False) -> Iterator[tuple[slice, np.ndarray]]:
         """Yields (images, cols (m, C*kh*kw [+ 1], L)); one buffer is reused: use each before the next.
 
@@ -143,7 +147,7 @@ class _Columns:
         one product with a long inner dimension instead of m short ones and a sum (10-20% faster).
         """
         depth = self.depth + ones
-        step = max(1, min(self.n, _CHUNK_BYTES // (depth * self.length * self.source.itemsize)))
+        step = self.group_size(ones)
         flat = np.empty(step * depth * self.length, dtype=self.source.dtype)
         for start in range(0, self.n, step):
             m = min(step, self.n - start)
@@ -166,40 +170,29 @@ class _Columns:
     def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW).
 
-        With row runs each group of images is one product with the columns side by side, (O, m*L), made
-        in a reused buffer; only the first OW of each Wp values are copied out, so the result is a
-        contiguous array (the layers after it read it 1.5-2x faster than a view). Without them (few
-        channels, other strides) the batched product writes the output in place.
+        When the buffer holds one or two images at a time, the batched product writes (N, O, L) and the
+        output is a view of it, without the cut-off columns. When it holds more (small images), each
+        group is one product with the columns side by side, (O, m*L) in a reused buffer, 15-25% faster
+        than m short ones; its real columns are then copied out into a contiguous output.
         """
         if bias is not None:
             w2 = np.concatenate([w2, bias.reshape(-1, 1).astype(w2.dtype, copy=False)], axis=1)
-        o = w2.shape[0]
-        out = np.empty((self.n, o, self.oh, self.ow), dtype=np.result_type(self.source, w2))
-        if self.pitch == self.ow:
+        o, dtype = w2.shape[0], np.result_type(self.source, w2)
+        if self.group_size(bias is not None) < 3 or self.n < 3:  # measured: below 3 the copy costs more
+            rows = np.empty((self.n, o, self.length), dtype=dtype)
             for images, cols in self.chunks(ones=bias is not None):
-                np.matmul(w2, cols, out=out[images].reshape(len(cols), o, self.length))
-            return out
+                np.matmul(w2, cols, out=rows[images])
+            return rows.reshape(self.n, o, self.oh, self.pitch)[:, :, :, : self.ow]
+        out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
         rows = None
         for images, cols in self.chunks(ones=bias is not None, side_by_side=True):
             if rows is None:
-                rows = np.empty((o, cols.shape[1]), dtype=out.dtype)
+                rows = np.empty((o, cols.shape[1]), dtype=dtype)
             m = cols.shape[1] // self.length
             np.matmul(w2, cols, out=rows[:, : cols.shape[1]])
             np.copyto(out[images].transpose(1, 0, 2, 3),
                       rows[:, : cols.shape[1]].reshape(o, m, self.oh, self.pitch)[:, :, :, : self.ow])
         return out
-
-    def widen_t(self, g: np.ndarray) -> np.ndarray:
-        """An output gradient (N, O, OH, OW) laid out as the outputs are but transposed, (N, L, O), zero
-        where the output was cut off: then cols (C*kh*kw, L) @ it is a product of two row-major matrices, which
-        BLAS takes directly (NumPy does not hand a transposed operand of a batched product to BLAS:
-        20-45% slower here)."""
-        n, o = g.shape[:2]
-        if self.pitch == self.ow:
-            return np.ascontiguousarray(g.reshape(n, o, self.length).transpose(0, 2, 1))
-        wide = np.zeros((n, self.oh, self.pitch, o), dtype=g.dtype)
-        wide[:, :, : self.ow] = g.transpose(0, 2, 3, 1)
-        return wide.reshape(n, self.length, o)
 
 
 class Conv2d(Function):
@@ -225,12 +218,19 @@ class Conv2d(Function):
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         if self.needs_input_grad[1]:
             # cols (C*kh*kw [+ 1 row of ones: the bias gradient], m*L) @ g (m*L, O) for each group of m
-            # images, summed: the transpose of the weight gradient
-            g_t = self.columns.widen_t(g)
+            # images, summed: the transpose of the weight gradient. g is laid out per group as the
+            # columns are, (O, m*L), in a small reused buffer; its cut-off columns stay zero.
+            columns = self.columns
             depth = c * kh * kw
-            gwb_t = np.zeros((depth + want_gb, o), dtype=np.result_type(g, self.columns.source))
-            for images, cols in self.columns.chunks(ones=want_gb, side_by_side=True):
-                gwb_t += cols @ g_t[images].reshape(cols.shape[1], o)
+            gwb_t = np.zeros((depth + want_gb, o), dtype=np.result_type(g, columns.source))
+            wide = None
+            for images, cols in columns.chunks(ones=want_gb, side_by_side=True):
+                if wide is None:
+                    wide = np.zeros(o * cols.shape[1], dtype=g.dtype)
+                m = cols.shape[1] // columns.length
+                g_group = wide[: o * cols.shape[1]].reshape(o, m, oh, columns.pitch)
+                np.copyto(g_group[:, :, :, :ow], g[images].transpose(1, 0, 2, 3))
+                gwb_t += cols @ g_group.reshape(o, cols.shape[1]).T
             gw = gwb_t[:depth].T.reshape(self.weight.shape)
             if want_gb:
                 gb = gwb_t[depth]
