@@ -56,10 +56,15 @@ BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6")
 B4_MODELS = ("book-ch3", "mlp", "simple-cnn", "deep-cnn")
 B6_MODELS = ("mlp", "simple-cnn")
 
+# What `zerograd train` does for itself (see cli.py): a training step frees tens of MB that the next one
+# allocates again; with glibc's default, dynamic thresholds that memory goes back to the system (heap trimmed,
+# large blocks unmapped) and every step page-faults it in again: measured 15-25% of a DeepConvNet step here.
+MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
 # iteration counts and rounds (runs per framework): the full suite, and --quick
 COUNTS = {
-    "full": dict(b1_iterations=10000, b1_rounds=3, b2_warmup=5, b2_iterations=30, b2_rounds=5,
-                 b3_warmup=2, b3_iterations=6, b3_rounds=5, b4_images=10000, b4_rounds=3, b6_rounds=3),
+    "full": dict(b1_iterations=10000, b1_rounds=5, b2_warmup=5, b2_iterations=30, b2_rounds=7,
+                 b3_warmup=3, b3_iterations=10, b3_rounds=7, b4_images=10000, b4_rounds=5, b6_rounds=3),
     "quick": dict(b1_iterations=100, b1_rounds=1, b2_warmup=1, b2_iterations=1, b2_rounds=1,
                   b3_warmup=1, b3_iterations=1, b3_rounds=1, b4_images=200, b4_rounds=1, b6_rounds=1),
 }
@@ -90,6 +95,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every framework (default: $OPENBLAS_NUM_THREADS, else the CPU count)")
     p.add_argument("--rounds", type=int, default=None, help="runs per framework and benchmark (default 3-5)")
+    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                   help="glibc's malloc for every run: 'keep' (default) sets MALLOC_MMAP_THRESHOLD_=32 MiB and "
+                        "MALLOC_TRIM_THRESHOLD_=1 GiB, so that memory freed at the end of a training step is "
+                        "reused by the next instead of going back to the system and being page-faulted in "
+                        "again; 'default' leaves glibc's own (dynamic) thresholds; variables already set win")
+    p.add_argument("--cpus", default=None,
+                   help="comma-separated CPU numbers every run is pinned to (default: with one thread, the "
+                        "first CPU this process may use, so that all frameworks run on the same core; with "
+                        "more threads, no pinning); 'none' for no pinning")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="what the table compares: wall time (default) or the CPU time of the timed part, "
                         "steadier on a busy machine with --threads 1 (B6: CPU time of the whole process); "
@@ -118,6 +132,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.pause = 0.0 if args.quick else 0.5
     if args.rounds is not None and args.rounds < 1:
         p.error("--rounds must be at least 1")
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if args.cpus is None:
+        args.cpus = allowed[:1] if args.threads == 1 else []
+    elif args.cpus.strip().lower() == "none":
+        args.cpus = []
+    else:
+        try:
+            args.cpus = sorted({int(c) for c in args.cpus.split(",") if c.strip()})
+        except ValueError:
+            p.error(f"--cpus takes CPU numbers such as 0 or 0,1, got {args.cpus!r}")
+        if not set(args.cpus) <= set(allowed):
+            p.error(f"--cpus {args.cpus}: this process may only use CPUs {allowed}")
     return args
 
 
@@ -447,6 +473,7 @@ def _environment(args: argparse.Namespace) -> dict[str, Any]:
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
             "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "blas": blas,
             "zerograd": zerograd.__version__, "torch": torch_version, "threads": args.threads,
+            "pinned_cpus": args.cpus,
             "thread_variables": ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                  "torch.set_num_threads"],
             "load_average_before": list(os.getloadavg()), "quick": args.quick, "clock": args.clock}
@@ -465,8 +492,11 @@ def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     fws = result["frameworks"]
     lines = [f"{env['date']}; {env['cpu']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
-             f"({env['blas']}), PyTorch {env['torch'] or 'not run'}; {env['threads']} thread(s) per framework; "
-             f"load average {env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after; "
+             f"({env['blas']}), PyTorch {env['torch'] or 'not run'}; {env['threads']} thread(s) per framework"
+             + (f" pinned to CPU {','.join(map(str, env['pinned_cpus']))}; " if env.get("pinned_cpus") else "; ")
+             + ("malloc " + " ".join(f"{k}={v}" for k, v in env["malloc"].items()) + "; " if env.get("malloc")
+                else "glibc malloc defaults; ")
+             + f"load average {env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after; "
              + ("CPU time (process_time of the timed part)" if env["clock"] == "cpu" else "wall time")
              + ("; --quick (smoke run, not a measurement)" if env["quick"] else ""), ""]
     head = ["", "benchmark", "unit"] + [LABELS[f] for f in fws]
@@ -505,11 +535,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.frameworks:
         print("no framework left to run", file=sys.stderr)
         return 1
+    if args.cpus:
+        # On a shared (virtual) machine the cores are not equally fast from one minute to the next: runs
+        # that take turns on one core compare the frameworks on the same hardware. Workers inherit this.
+        os.sched_setaffinity(0, set(args.cpus))
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if args.malloc == "keep":  # the same for every framework (PyTorch's tensors come from malloc too)
+        for var, value in MALLOC_KEEP.items():
+            env.setdefault(var, value)
     environment = _environment(args)
+    environment["malloc"] = {var: env[var] for var in MALLOC_KEEP if var in env}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zerograd-bench-") as tmp:
         work = Path(tmp)

@@ -119,6 +119,7 @@ class _Columns:
         hp, wp = h + 2 * ph, w + 2 * pw
         self.oh, self.ow = (hp - kh) // stride[0] + 1, (wp - kw) // stride[1] + 1
         self.n, self.depth = n, c * kh * kw
+        self.kept: np.ndarray | None = None  # see correlate(keep=True)
         self.padded_shape = (n, c, hp, wp)
         if stride == (1, 1) and c >= _RUNS_MIN_CHANNELS:
             # kw-1 spare zeros after each channel keep the last runs inside the array
@@ -167,8 +168,12 @@ class _Columns:
             np.copyto(target, self.source[start : start + m])
             yield slice(start, start + m), cols
 
-    def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None, keep: bool = False) -> np.ndarray:
         """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW).
+
+        With `keep` (windows layout only) the columns of the whole batch are built at once and kept in
+        `self.kept` (N, C*kh*kw [+ 1], L) for the weight gradient: worth it when they are no larger
+        than the output, as in a first layer on one-channel images (2-3x faster than rebuilding them).
 
         When the buffer holds one or two images at a time, the batched product writes (N, O, L) and the
         output is a view of it, without the cut-off columns. When it holds more (small images), each
@@ -178,6 +183,13 @@ class _Columns:
         if bias is not None:
             w2 = np.concatenate([w2, bias.reshape(-1, 1).astype(w2.dtype, copy=False)], axis=1)
         o, dtype = w2.shape[0], np.result_type(self.source, w2)
+        if keep:
+            ones = bias is not None
+            self.kept = np.empty((self.n, self.depth + ones, self.length), dtype=self.source.dtype)
+            np.copyto(self.kept[:, : self.depth].reshape(self.source.shape), self.source)
+            if ones:
+                self.kept[:, -1] = 1
+            return np.matmul(w2, self.kept).reshape(self.n, o, self.oh, self.ow)
         if self.group_size(bias is not None) < 3 or self.n < 3:  # measured: below 3 the copy costs more
             rows = np.empty((self.n, o, self.length), dtype=dtype)
             for images, cols in self.chunks(ones=bias is not None):
@@ -204,8 +216,9 @@ class Conv2d(Function):
             raise ShapeError(f"conv2d: input has {c} channels but the weight {weight.shape} expects {wc} "
                              f"(input shape {x.shape}; weight is (out_channels, in_channels, kh, kw))")
         columns = _Columns(x, (kh, kw), stride, padding)
-        out = columns.correlate(weight.reshape(o, -1), bias)
-        if self.needs_input_grad[1]:  # the weight's gradient rebuilds the columns from the padded input
+        keep = self.needs_input_grad[1] and columns.pitch == columns.ow and columns.depth < o
+        out = columns.correlate(weight.reshape(o, -1), bias, keep=keep)
+        if self.needs_input_grad[1]:  # the weight's gradient needs the columns (kept, or rebuilt from the input)
             self.columns = columns
         self.weight, self.padded_shape, self.stride, self.padding = weight, columns.padded_shape, stride, padding
         return out
@@ -217,20 +230,25 @@ class Conv2d(Function):
         gx = gw = gb = None
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         if self.needs_input_grad[1]:
-            # cols (C*kh*kw [+ 1 row of ones: the bias gradient], m*L) @ g (m*L, O) for each group of m
-            # images, summed: the transpose of the weight gradient. g is laid out per group as the
-            # columns are, (O, m*L), in a small reused buffer; its cut-off columns stay zero.
-            columns = self.columns
-            depth = c * kh * kw
-            gwb_t = np.zeros((depth + want_gb, o), dtype=np.result_type(g, columns.source))
-            wide = None
-            for images, cols in columns.chunks(ones=want_gb, side_by_side=True):
-                if wide is None:
-                    wide = np.zeros(o * cols.shape[1], dtype=g.dtype)
-                m = cols.shape[1] // columns.length
-                g_group = wide[: o * cols.shape[1]].reshape(o, m, oh, columns.pitch)
-                np.copyto(g_group[:, :, :, :ow], g[images].transpose(1, 0, 2, 3))
-                gwb_t += cols @ g_group.reshape(o, cols.shape[1]).T
+            columns, depth = self.columns, c * kh * kw
+            if columns.kept is not None:
+                # columns kept by forward (N, C*kh*kw [+ 1 row of ones: the bias gradient], L): per image
+                # g (O, L) @ cols.T, summed over the images
+                kept = columns.kept if want_gb else columns.kept[:, :depth]
+                gwb_t = np.matmul(g.reshape(n, o, -1), kept.transpose(0, 2, 1)).sum(axis=0).T
+            else:
+                # rebuilt: cols (C*kh*kw [+ 1], m*L) @ g (m*L, O) for each group of m images, summed: the
+                # transpose of the weight gradient. g is laid out per group as the columns are, (O, m*L),
+                # in a small reused buffer; its cut-off columns stay zero.
+                gwb_t = np.zeros((depth + want_gb, o), dtype=np.result_type(g, columns.source))
+                wide = None
+                for images, cols in columns.chunks(ones=want_gb, side_by_side=True):
+                    if wide is None:
+                        wide = np.zeros(o * cols.shape[1], dtype=g.dtype)
+                    m = cols.shape[1] // columns.length
+                    g_group = wide[: o * cols.shape[1]].reshape(o, m, oh, columns.pitch)
+                    np.copyto(g_group[:, :, :, :ow], g[images].transpose(1, 0, 2, 3))
+                    gwb_t += cols @ g_group.reshape(o, cols.shape[1]).T
             gw = gwb_t[:depth].T.reshape(self.weight.shape)
             if want_gb:
                 gb = gwb_t[depth]
