@@ -6,6 +6,7 @@ import gc
 import os
 import re
 import subprocess
+import sys
 import weakref
 from pathlib import Path
 
@@ -76,3 +77,39 @@ def test_every_steps_graph_is_freed_by_reference_counting():
         assert all(r() is None for refs in steps for r in refs)  # after fit, not one node is left
     finally:
         gc.enable()
+
+
+_FREE_AND_MEASURE = """
+import os, sys
+import numpy as np
+from zerograd.cli import _keep_freed_memory
+kept = _keep_freed_memory() if sys.argv[1] == "keep" else False
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+before = rss()
+a = np.ones(20 * 2**20 // 4, dtype=np.float32)  # 20 MB, every page touched
+del a
+print(kept, (rss() - before) // 2**20)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from Linux /proc")
+@pytest.mark.parametrize("mode", ["keep", "default"])
+def test_train_and_evaluate_keep_freed_memory_for_the_next_step(mode):
+    # glibc only: `zerograd train/evaluate` ask malloc to keep freed blocks for reuse (cli._keep_freed_memory);
+    # by default glibc gives a freed 20 MB block straight back to the system
+    env = {k: v for k, v in child_env().items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", _FREE_AND_MEASURE, mode], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    if mode == "default":
+        assert out == ["False", "0"], out
+    elif out[0] == "True":  # a glibc that took the settings: the 20 MB stay resident, ready for reuse
+        assert int(out[1]) >= 19, out
+    else:
+        pytest.skip("not glibc: mallopt unavailable, nothing was changed")
+    # a MALLOC_* choice in the environment wins
+    out = subprocess.run([sys.executable, "-c", _FREE_AND_MEASURE, "keep"],
+                         env={**env, "MALLOC_TRIM_THRESHOLD_": "131072"}, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "False", out
