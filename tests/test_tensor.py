@@ -205,6 +205,30 @@ def test_retain_graph_allows_second_backward_and_grads_accumulate():
     assert x.grad == pytest.approx(24.0)
 
 
+def test_backward_that_fails_leaves_no_half_summed_gradient_behind():
+    a = Tensor(np.array(1.0), requires_grad=True)
+    w = Tensor(np.array(2.0), requires_grad=True)
+    y = a * 3
+    loss1 = (y * w).sum() + (y * 5).sum()  # backward reaches y from y * 5 before it reaches y * w
+    with no_grad():
+        w.add_(1)  # y * w saved w: its backward must refuse
+    with pytest.raises(ZerogradError, match="modified in place"):
+        loss1.backward()
+    assert a.grad is None
+    loss2 = (y * 2).sum()  # shares y with the failed graph: only its own gradient reaches a
+    loss2.backward()
+    assert a.grad == pytest.approx(6.0)
+
+
+def test_graph_shared_by_two_outputs_that_was_freed_is_refused():
+    x = Tensor(np.array(2.0), requires_grad=True)
+    y = x * x
+    a, b = y * 2, y * 3
+    a.backward()  # frees y's node
+    with pytest.raises(ZerogradError, match="retain_graph=True"):
+        (a + b).backward()
+
+
 def test_backward_frees_saved_buffers():
     x = Tensor(np.ones(3), requires_grad=True)
     y = (x * x).sum()

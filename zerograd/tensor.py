@@ -175,25 +175,20 @@ class Tensor:
             self.grad = np.array(grad) if self.grad is None else np.asarray(self.grad + grad)
             return
         # Every recorded Function has a sequence number, increasing in the order they ran, and a result is
-        # always made after its inputs. So taking the pending node with the highest number first visits each
-        # node after all the nodes that used it (their gradients are complete), with no separate sort: a
-        # heap of (-seq, tensor). This loop runs once per operation of every training step; for the book's
-        # small networks its Python overhead is a visible share of a step, hence the plain loops.
-        grads = {id(self): grad}
+        # always made after its inputs. So taking the pending Function with the highest number first visits
+        # each one after all those that used its result (its gradient is complete), with no separate sort:
+        # a heap of (-seq, Function). The gradient on its way to a Function waits on it (`pending`). This
+        # loop runs once per operation of every training step; for the book's small networks its Python
+        # overhead is a visible share of a step, hence the plain loops.
         handed_out = {id(grad)}  # arrays already used as some gradient: a leaf must not share them
-        heap = [(-self._ctx.seq, self)]
-        queued = {id(self)}
-        while heap:
-            node = heapq.heappop(heap)[1]
-            fn = node._ctx
-            inputs = fn.inputs
-            if inputs is None:
-                raise ZerogradError(
-                    "backward() through a graph whose buffers were already freed by an earlier backward(): "
-                    "pass retain_graph=True to the first backward() to go through the graph twice"
-                )
-            g = grads.pop(id(node), None)
-            if g is not None:  # else no path from here carried a gradient (a backward returned None)
+        fn = _check_not_freed(self._ctx)
+        fn.pending = grad  # the gradient summed so far for the Function's result
+        heap = [(-fn.seq, fn)]
+        try:
+            while heap:
+                fn = heapq.heappop(heap)[1]
+                g, fn.pending = fn.pending, None
+                inputs = fn.inputs
                 for inp, version in zip(inputs, fn.input_versions):
                     if inp._version != version:
                         raise ZerogradError(
@@ -212,16 +207,14 @@ class Tensor:
                         ig = _unbroadcast(ig, data.shape)
                     if ig.dtype is not data.dtype and ig.dtype != data.dtype:
                         ig = ig.astype(data.dtype)
-                    if inp._ctx is not None:  # an intermediate result: sum what reaches it, pass it on later
+                    ctx = inp._ctx
+                    if ctx is not None:  # an intermediate result: sum what reaches it, pass it on later
                         handed_out.add(id(ig))
-                        key = id(inp)
-                        if key in grads:
-                            grads[key] = grads[key] + ig
+                        if ctx.pending is None:
+                            ctx.pending = ig
+                            heapq.heappush(heap, (-_check_not_freed(ctx).seq, ctx))
                         else:
-                            grads[key] = ig
-                            if key not in queued:
-                                queued.add(key)
-                                heapq.heappush(heap, (-inp._ctx.seq, inp))
+                            ctx.pending = ctx.pending + ig
                     elif inp.grad is not None:
                         inp.grad = np.asarray(inp.grad + ig)  # 0-d sums are numpy scalars
                     else:
@@ -231,8 +224,20 @@ class Tensor:
                             ig = np.array(ig)
                         inp.grad = ig
                         handed_out.add(id(ig))
-            if not retain_graph:
-                fn.release()
+                if not retain_graph:
+                    fn.release()
+        finally:  # after an error, nothing half-summed is left behind for a later backward()
+            for _, fn in heap:
+                fn.pending = None
+
+
+def _check_not_freed(fn: Function) -> Function:
+    if fn.inputs is None:
+        raise ZerogradError(
+            "backward() through a graph whose buffers were already freed by an earlier backward(): "
+            "pass retain_graph=True to the first backward() to go through the graph twice"
+        )
+    return fn
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
@@ -274,6 +279,7 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 _NO_GRAD = tuple((False,) * n for n in range(16))  # needs_input_grad when nothing is recorded
+_new_tensor = object.__new__
 _sequence = itertools.count(1)  # numbers recorded Functions in the order they ran (see Tensor.backward)
 
 
@@ -287,6 +293,7 @@ class Function:
 
     inputs: tuple[Tensor, ...] | None = None
     seq = 0  # the running number of a recorded Function: results always have higher ones than their inputs
+    pending: np.ndarray | None = None  # during backward(): the gradient of the result summed so far
     input_versions: tuple[int, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
 
@@ -300,13 +307,9 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Runs the operation on tensors, recording it in the graph when a gradient is needed."""
         fn = cls()
-        record = False  # a plain loop: this runs for every operation, generators cost more here
-        if _grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    record = True
-                    break
-        fn.needs_input_grad = tuple([t.requires_grad for t in inputs]) if record else _NO_GRAD[len(inputs)]
+        # this runs for every operation: a list comprehension and `in` are the cheapest way in CPython
+        record = _grad_enabled and True in (needs := tuple([t.requires_grad for t in inputs]))
+        fn.needs_input_grad = needs if record else _NO_GRAD[len(inputs)]
         try:
             out = fn.forward(*[t.data for t in inputs], **params)
         except ShapeError:
@@ -316,7 +319,9 @@ class Function:
             raise ShapeError(f"{cls.__name__.lower()}: inputs of shapes {shapes} do not fit: {err}") from err
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # ufuncs on 0-d arrays return numpy scalars
-        result = Tensor._wrap(out)
+        result = _new_tensor(Tensor)  # as Tensor._wrap(out), without the extra call
+        result.data, result.grad, result._ctx, result.name, result.requires_grad, result._version = (
+            out, None, None, None, False, 0)
         if record:
             fn.inputs = inputs
             fn.input_versions = tuple([t._version for t in inputs])

@@ -241,9 +241,11 @@ class SGD(Optimizer):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         nesterov, weight_decay = group["nesterov"], group["weight_decay"]
         for p in group["params"]:
-            if p.grad is None:
+            g = p.grad
+            if g is None:
                 continue
-            g = _grad_with_l2(p, weight_decay)
+            if weight_decay:
+                g = _grad_with_l2(p, weight_decay)
             if momentum:
                 state = self.state.get(p)
                 if state is None:
