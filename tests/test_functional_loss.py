@@ -204,3 +204,20 @@ def test_binary_cross_entropy_with_logits_is_stable():
 def test_binary_cross_entropy_shape_mismatch(fn):
     with pytest.raises(ShapeError, match=r"\(3,\).*\(3, 1\)"):
         fn(Tensor(np.full(3, 0.5)), np.ones((3, 1)))
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (3, 1), (1, 1), (4, 5)])
+@pytest.mark.parametrize("onehot", [False, True])
+def test_cross_entropy_leaves_its_input_alone(shape, onehot):
+    # it works on the logits transposed to (C, N); with N = 1 or C = 1 a transpose is still contiguous,
+    # and changing it in place would change the caller's array
+    logits = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    labels = np.zeros(shape[0], dtype=np.int64)
+    target = np.eye(shape[1], dtype=np.float32)[labels] if onehot else labels
+    x = Tensor(logits.copy(), requires_grad=True)
+    F.cross_entropy(x, target).backward()
+    np.testing.assert_array_equal(x.data, logits)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    expected[np.arange(shape[0]), labels] -= 1
+    np.testing.assert_allclose(x.grad, expected / shape[0], rtol=1e-5, atol=1e-7)
