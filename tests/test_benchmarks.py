@@ -60,3 +60,19 @@ def test_quick_suite_without_torch(tmp_path: Path) -> None:
     for info in result["models"].values():
         assert info["floor_max_abs_diff"] < 1e-4
     assert "| B1 |" in result["markdown"] and "| B6 simple-cnn |" in result["markdown"]
+    env_info = result["environment"]
+    assert env_info["pinned_cpus"] == sorted(os.sched_getaffinity(0))[:1]  # one thread: every run on one CPU
+    assert env_info["malloc"] == {k: v for k, v in os.environ.items() if k in ("MALLOC_MMAP_THRESHOLD_",
+                                                                             "MALLOC_TRIM_THRESHOLD_")}
+
+
+def test_malloc_keep_is_what_zerograd_train_does() -> None:
+    # run.py writes the numbers out (its NumPy and PyTorch workers must not import zerograd)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from zerograd.cli import KEEP_FREED_MEMORY
+
+    assert run.MALLOC_KEEP == {name: str(value) for name, value in KEEP_FREED_MEMORY.items()}

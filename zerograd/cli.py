@@ -512,8 +512,9 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
             "serve": cmd_serve, "export": cmd_export}
 
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# What `zerograd train/evaluate` ask of glibc's malloc, as the environment variables that would do the same
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": 32 << 20, "MALLOC_TRIM_THRESHOLD_": 1 << 30}
+_MALLOPT = {"MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_TRIM_THRESHOLD_": -1}  # their mallopt numbers (malloc.h)
 
 
 def _keep_freed_memory() -> bool:
@@ -534,7 +535,7 @@ def _keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return all([bool(mallopt(_MALLOPT[name], value)) for name, value in KEEP_FREED_MEMORY.items()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
