@@ -2,8 +2,9 @@
 
 A Tensor wraps a NumPy array. Calling a Function on tensors computes the result (define-by-run)
 and, when some input needs a gradient, records the Function as the result's creator. `backward()`
-walks those creators from the output back to the leaves in reverse topological order, asking each
-Function for the gradients of its inputs. Operators such as `+` and `@` are bound to Tensor in
+walks those creators from the output back to the leaves in reverse order of creation (a valid
+topological order: a result is always made after its inputs), asking each Function for the
+gradients of its inputs. Operators such as `+` and `@` are bound to Tensor in
 `zerograd.functional`, where every operation keeps its forward and backward side by side.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -92,7 +93,7 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     start, end = start_dim % len(shape), end_dim % len(shape)
     if start > end:
         raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {shape}")
-    return reshape(a, shape[:start] + (int(np.prod(shape[start : end + 1])),) + shape[end + 1 :])
+    return reshape(a, shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
 
 
 def view(a: Tensor, *shape: int | Sequence[int]) -> Tensor:
