@@ -535,6 +535,7 @@ def _keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
+    # a list, not a generator: both settings are made even if the first is refused
     return all([bool(mallopt(_MALLOPT[name], value)) for name, value in KEEP_FREED_MEMORY.items()])
 
 

@@ -242,30 +242,18 @@ def _check_not_freed(fn: Function) -> Function:
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Non-leaf tensors of root's graph, each before the inputs it was made from (no recursion)."""
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    """Non-leaf tensors of root's graph, each before the inputs it was made from: newest first by their
+    Functions' running numbers, the order backward() visits them in (no recursion)."""
+    nodes, seen, stack = [], {id(root)}, [root]
     while stack:
-        tensor, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(tensor)
-            continue
-        if id(tensor) in visited:
-            continue
-        visited.add(id(tensor))
-        fn = tensor._ctx
-        if fn.inputs is None:
-            raise ZerogradError(
-                "backward() through a graph whose buffers were already freed by an earlier backward(): "
-                "pass retain_graph=True to the first backward() to go through the graph twice"
-            )
-        stack.append((tensor, True))
-        for inp in fn.inputs:
-            if inp._ctx is not None and id(inp) not in visited:
-                stack.append((inp, False))
-    order.reverse()
-    return order
+        tensor = stack.pop()
+        nodes.append(tensor)
+        for inp in _check_not_freed(tensor._ctx).inputs:
+            if inp._ctx is not None and id(inp) not in seen:
+                seen.add(id(inp))
+                stack.append(inp)
+    nodes.sort(key=lambda t: t._ctx.seq, reverse=True)
+    return nodes
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -280,7 +268,6 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 _NO_GRAD = tuple((False,) * n for n in range(16))  # needs_input_grad when nothing is recorded
-_new_tensor = object.__new__
 _sequence = itertools.count(1)  # numbers recorded Functions in the order they ran (see Tensor.backward)
 
 
@@ -320,9 +307,7 @@ class Function:
             raise ShapeError(f"{cls.__name__.lower()}: inputs of shapes {shapes} do not fit: {err}") from err
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # ufuncs on 0-d arrays return numpy scalars
-        result = _new_tensor(Tensor)  # as Tensor._wrap(out), without the extra call
-        result.data, result.grad, result._ctx, result.name, result.requires_grad, result._version = (
-            out, None, None, None, False, 0)
+        result = Tensor._wrap(out)
         if record:
             fn.inputs = inputs
             fn.input_versions = tuple([t._version for t in inputs])

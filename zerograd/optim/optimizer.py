@@ -187,9 +187,8 @@ class Optimizer:
     def _scratch(self, like: np.ndarray) -> np.ndarray:
         """A work array shaped like `like`, shared by all parameters and reused every step.
 
-        An update such as `p -= lr * g` would allocate a temporary the size of the parameter on every
-        step; for arrays of a few hundred kB the allocator hands that memory back to the system and the
-        next step page-faults it in again, which costs more than the arithmetic on the book's networks.
+        Adam's update needs temporaries the size of each parameter; made anew every step, arrays of a few
+        hundred kB go back to the system when freed and are page-faulted in again on the next step.
         """
         work = self._work.get(like.dtype)
         if work is None or work.size < like.size:
