@@ -158,6 +158,23 @@ def test_generic_dataset_is_collated():
     assert only.shape == (3, 4) and only.dtype == np.float32
 
 
+def test_collate_and_as_batch_are_the_batch_rule_loaders_share():
+    from zerograd.datasets.loader import as_batch, collate
+
+    x, t, flag = collate([(np.ones(2), 1, True), (np.zeros(2, np.float16), 2, False)])
+    assert (x.shape, x.dtype, t.dtype, flag.dtype) == ((2, 2), np.float32, np.int64, np.bool_)
+    assert t.tolist() == [1, 2] and flag.tolist() == [True, False]
+    (only,) = collate([np.full(3, k, dtype=np.float64) for k in range(4)])  # single arrays: 1-tuples
+    assert only.shape == (4, 3) and only.dtype == np.float32 and only[:, 0].tolist() == [0, 1, 2, 3]
+    rows, labels = np.arange(6, dtype=np.float32).reshape(3, 2), np.arange(3)
+    same, same_labels = as_batch([rows, labels])  # already right: no copy
+    assert same is rows and same_labels is labels
+    copied, copied_labels = as_batch([rows, labels], copy=True)
+    assert not np.shares_memory(copied, rows) and not np.shares_memory(copied_labels, labels)
+    (converted,) = as_batch([rows.astype(np.float64).tolist()])
+    assert converted.dtype == np.float32 and converted.tolist() == rows.tolist()
+
+
 def test_dataset_base_class_must_be_filled_in():
     with pytest.raises(NotImplementedError):
         len(Dataset())

@@ -194,6 +194,28 @@ def test_bad_settings_are_refused_clearly(make, message):
         make()
 
 
+def test_one_pair_reads_kernel_stride_and_padding_for_functional_and_nn():
+    import zerograd.nn.layers
+    from zerograd.functional.conv import pair
+
+    assert zerograd.nn.layers.pair is pair and "pair" not in F.__all__
+    assert pair(3, "stride", "conv2d", 1) == (3, 3) and pair([2, np.int64(1)], "padding", "conv2d", 0) == (2, 1)
+    assert all(type(v) is int for v in pair(np.int64(2), "stride", "conv2d", 1))
+    with pytest.raises(ZerogradError, match=r"^Conv2d: stride must be an int or a pair of ints, got \(1, 2, 3\)$"):
+        pair((1, 2, 3), "stride", "Conv2d", 1)
+    with pytest.raises(ZerogradError, match=r"^max_pool2d: padding must be at least 0, got -1$"):
+        pair(-1, "padding", "max_pool2d", 0)
+    with pytest.raises(ZerogradError, match=r"^Conv2d: kernel_size must be at least 1, got \(3, 0\)$"):
+        nn.Conv2d(1, 4, (3, 0))
+    with pytest.raises(ZerogradError, match=r"^AvgPool2d: stride must be at least 1, got 0$"):
+        nn.AvgPool2d(2, stride=0)
+    conv = nn.Conv2d(1, 4, np.int64(3), stride=[2, 1])
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 3), (2, 1), (0, 0))
+    assert all(type(v) is int for v in conv.kernel_size + conv.stride + conv.padding)
+    pool = nn.MaxPool2d([2, 3], padding=1)
+    assert (pool.kernel_size, pool.stride, pool.padding) == ((2, 3), (2, 3), (1, 1))
+
+
 def test_layers_have_pytorchs_defaults():
     conv = nn.Conv2d(3, 8, 5)
     assert (conv.stride, conv.padding, conv.kernel_size) == ((1, 1), (0, 0), (5, 5))

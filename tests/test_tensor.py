@@ -420,6 +420,33 @@ def test_graph_nodes_visits_each_tensor_once_outputs_first():
     assert leaf[1] is None and tuple(leaf[2]) == ()
 
 
+def test_topological_order_is_graph_nodes_non_leaves_newest_first():
+    from zerograd.tensor import _topological_order  # what ONNX export reads
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    a = x * x
+    b = a.exp() + a * x
+    y = (b + a).sum()
+    order = _topological_order(y)
+    assert {id(t) for t in order} == {id(t) for t, fn, _ in graph_nodes(y) if fn is not None}
+    assert len(order) == 6 and order[0] is y and order[-1] is a
+    position = {id(t): k for k, t in enumerate(order)}
+    for t in order:  # each tensor before the inputs it was made from
+        assert all(position[id(t)] < position[id(i)] for i in t._ctx.inputs if i._ctx is not None)
+    assert [t._ctx.seq for t in order] == sorted((t._ctx.seq for t in order), reverse=True)
+
+
+def test_topological_order_refuses_a_freed_graph_graph_nodes_shows_it():
+    from zerograd.tensor import _topological_order
+
+    x = Tensor(np.ones(2), requires_grad=True)
+    y = (x * 2).sum()
+    y.backward()
+    with pytest.raises(ZerogradError, match="already freed"):
+        _topological_order(y)
+    assert [(t is y, tuple(inputs)) for t, _, inputs in graph_nodes(y)] == [(True, ())]
+
+
 # --- the book's shopping example (chapter 5) -------------------------------------------------
 def _f64(v):
     return Tensor(np.array(v, dtype=np.float64), requires_grad=True)

@@ -4,8 +4,9 @@ A Tensor wraps a NumPy array. Calling a Function on tensors computes the result 
 and, when some input needs a gradient, records the Function as the result's creator. `backward()`
 walks those creators from the output back to the leaves in reverse order of creation (a valid
 topological order: a result is always made after its inputs), asking each Function for the
-gradients of its inputs. Operators such as `+` and `@` are bound to Tensor in
-`zerograd.functional`, where every operation keeps its forward and backward side by side.
+gradients of its inputs. Operators and methods such as `+`, `@` and `x.sum()` are bound to Tensor by
+`zerograd.functional.methods.bind`, beside the operations that keep their forward and backward side by
+side; tensor.pyi declares them for type checkers and editors.
 """
 
 from __future__ import annotations
@@ -241,21 +242,6 @@ def _check_not_freed(fn: Function) -> Function:
     return fn
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Non-leaf tensors of root's graph, each before the inputs it was made from: newest first by their
-    Functions' running numbers, the order backward() visits them in (no recursion)."""
-    nodes, seen, stack = [], {id(root)}, [root]
-    while stack:
-        tensor = stack.pop()
-        nodes.append(tensor)
-        for inp in _check_not_freed(tensor._ctx).inputs:
-            if inp._ctx is not None and id(inp) not in seen:
-                seen.add(id(inp))
-                stack.append(inp)
-    nodes.sort(key=lambda t: t._ctx.seq, reverse=True)
-    return nodes
-
-
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sums a broadcast gradient back down to the input's `shape`."""
     extra = grad.ndim - len(shape)
@@ -333,10 +319,14 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 def graph_nodes(root: Tensor) -> Iterator[tuple[Tensor, Function | None, Sequence[Tensor]]]:
-    """Yields (tensor, creator, creator's inputs) for every tensor of root's graph, outputs first."""
+    """Yields (tensor, creator, creator's inputs) for every tensor of root's graph, outputs first.
+
+    The one walk of a recorded graph (viz and ONNX export read it; backward needs none, see Tensor.backward):
+    each tensor once, leaves with creator None, a creator freed by backward() with no inputs.
+    """
     seen: set[int] = set()
     stack = [root]
-    while stack:
+    while stack:  # a stack, not recursion: graphs can be deeper than Python's recursion limit
         t = stack.pop()
         if id(t) in seen:
             continue
@@ -345,3 +335,11 @@ def graph_nodes(root: Tensor) -> Iterator[tuple[Tensor, Function | None, Sequenc
         inputs = fn.inputs if fn is not None and fn.inputs is not None else ()
         yield t, fn, inputs
         stack.extend(inputs)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Non-leaf tensors of root's graph, each before the inputs it was made from: newest first by their
+    Functions' running numbers, the order backward() visits them in. Raises if backward() freed part of it."""
+    nodes = [t for t, fn, _ in graph_nodes(root) if fn is not None]
+    nodes.sort(key=lambda t: _check_not_freed(t._ctx).seq, reverse=True)  # release() also drops the number
+    return nodes

@@ -7,7 +7,7 @@ keeps this package independent of zerograd.tensor.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,16 +61,17 @@ class TensorDataset(Dataset):
         return tuple(a[indices] for a in self.arrays)
 
 
-def _batch_dtype(array: np.ndarray) -> np.dtype:
+def as_batch(arrays: Iterable[Any], copy: bool = False) -> Batch:
+    """Arrays with a leading batch axis (N, ...) as a batch: float data as float32, every array copied when `copy`."""
     # The library computes in float32; float64 (or float16) data would silently promote whole models.
-    return np.dtype(np.float32) if array.dtype.kind == "f" else array.dtype
+    return tuple(a.astype(np.float32 if a.dtype.kind == "f" else a.dtype, copy=copy) for a in map(np.asarray, arrays))
 
 
-def _collate(samples: list[Any]) -> Batch:
-    """Stack a list of samples (tuples of arrays, or single arrays) field by field."""
+def collate(samples: Sequence[Any]) -> Batch:
+    """Samples (tuples of arrays, or single arrays) stacked field by field into a batch (N, ...), as `as_batch`."""
     if not isinstance(samples[0], (tuple, list)):
         samples = [(s,) for s in samples]
-    return tuple(np.stack([np.asarray(s[k]) for s in samples]) for k in range(len(samples[0])))
+    return as_batch(np.stack([np.asarray(s[k]) for s in samples]) for k in range(len(samples[0])))
 
 
 class DataLoader:
@@ -124,14 +125,11 @@ class DataLoader:
             end = min(start + self.batch_size, n)
             if get_batch is not None:
                 index = order[start:end] if order is not None else slice(start, end)
-                arrays = get_batch(index)
                 # A slice gives views into the dataset: copy so that a caller's in-place edit stays local.
-                copy = isinstance(index, slice)
-                batch = tuple(a.astype(_batch_dtype(a), copy=copy) for a in map(np.asarray, arrays))
+                batch = as_batch(get_batch(index), copy=isinstance(index, slice))
             else:
                 indices = order[start:end] if order is not None else range(start, end)
-                stacked = _collate([self.dataset[int(i)] for i in indices])
-                batch = tuple(a.astype(_batch_dtype(a), copy=False) for a in stacked)
+                batch = collate([self.dataset[int(i)] for i in indices])
             if self.transform is not None:
                 batch = (np.asarray(self.transform(batch[0])), *batch[1:])
             yield batch

@@ -23,14 +23,17 @@ from .math import as_tensor
 IntPair = int | tuple[int, int]
 
 
-def _pair(value: Any, what: str, where: str, minimum: int) -> tuple[int, int]:
-    """(a, b) from an int or a pair, each at least `minimum`."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+def pair(value: Any, what: str, where: str, minimum: int) -> tuple[int, int]:
+    """(a, b) from an int or a pair, each at least `minimum`; errors name `where` (conv2d, Conv2d, ...) and `what`.
+
+    The one reading of kernel_size, stride and padding: nn's layers use it too (public for them, not in F's __all__).
+    """
+    values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) for v in values):
         raise ZerogradError(f"{where}: {what} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
+    if min(values) < minimum:
         raise ZerogradError(f"{where}: {what} must be at least {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return int(values[0]), int(values[1])
 
 
 def _output_size(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
@@ -286,7 +289,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
     x = as_tensor(x)
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: weight must be (out_channels, in_channels, kh, kw), got shape {weight.shape}")
-    params = {"stride": _pair(stride, "stride", "conv2d", 1), "padding": _pair(padding, "padding", "conv2d", 0)}
+    params = {"stride": pair(stride, "stride", "conv2d", 1), "padding": pair(padding, "padding", "conv2d", 0)}
     if bias is None:
         return Conv2d.apply(x, weight, **params)
     return Conv2d.apply(x, weight, bias, **params)
@@ -294,11 +297,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
 
 def _pool_params(kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
                  where: str) -> dict[str, tuple[int, int]]:
-    kernel = _pair(kernel_size, "kernel_size", where, 1)
-    pad = _pair(padding, "padding", where, 0)
+    kernel = pair(kernel_size, "kernel_size", where, 1)
+    pad = pair(padding, "padding", where, 0)
     if pad[0] * 2 > kernel[0] or pad[1] * 2 > kernel[1]:
         raise ZerogradError(f"{where}: padding {pad} must be at most half the kernel size {kernel}, as in PyTorch")
-    step = kernel if stride is None else _pair(stride, "stride", where, 1)
+    step = kernel if stride is None else pair(stride, "stride", where, 1)
     return {"kernel_size": kernel, "stride": step, "padding": pad}
 
 
@@ -413,8 +416,8 @@ def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
 
 def im2col(x: np.ndarray, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
     """The book's im2col on a plain array: (N, C, H, W) -> (N*OH*OW, C*kh*kw), one row per window."""
-    kernel = _pair(kernel_size, "kernel_size", "im2col", 1)
-    step, pad = _pair(stride, "stride", "im2col", 1), _pair(padding, "padding", "im2col", 0)
+    kernel = pair(kernel_size, "kernel_size", "im2col", 1)
+    step, pad = pair(stride, "stride", "im2col", 1), pair(padding, "padding", "im2col", 0)
     x = np.asarray(x)
     oh, ow = _output_size(x.shape, kernel, step, pad, "im2col")
     windows = _windows(_pad(x, pad), kernel, step, (oh, ow))  # (N, C, OH, OW, kh, kw)

@@ -1,4 +1,5 @@
-"""Tensor methods beyond the operators: sizes, conversions, copies and in-place updates, with PyTorch's names.
+"""Tensor's operators and methods, all bound in `bind`; here too the ones that exist only as methods: sizes,
+conversions, copies and in-place updates, with PyTorch's names. `zerograd/tensor.pyi` declares them for editors.
 
 In-place updates (`x += y`, `x.mul_(2)`, `x.zero_()`) change `x.data` itself, so every view, buffer
 and optimizer that holds the array sees the change, and they bump `x._version`, so a backward
@@ -19,7 +20,81 @@ import numpy as np
 from .. import tensor as _tensor
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
-from .math import add, as_tensor, cast, div, mul, sub
+
+# functional's names, builtins' among them (all, abs, max, sum, ...), as bind hands them to Tensor
+from .activation import log_softmax, relu, sigmoid, softmax, tanh
+from .compare import (
+    all,
+    allclose,
+    any,
+    eq,
+    equal,
+    ge,
+    gt,
+    isfinite,
+    isinf,
+    isnan,
+    le,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    lt,
+    ne,
+)
+from .math import (
+    abs,
+    add,
+    amax,
+    amin,
+    argmax,
+    argmin,
+    argsort,
+    as_tensor,
+    cast,
+    clamp,
+    clamp_max,
+    clamp_min,
+    clip,
+    div,
+    exp,
+    gather,
+    log,
+    logsumexp,
+    masked_fill,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mul,
+    neg,
+    pow,
+    sort,
+    sqrt,
+    std,
+    sub,
+    sum,
+    topk,
+    var,
+    where,
+)
+from .shape import (
+    chunk,
+    expand,
+    flatten,
+    getitem,
+    permute,
+    repeat,
+    reshape,
+    split,
+    squeeze,
+    t,
+    transpose,
+    unsqueeze,
+    view,
+)
 
 
 def size(self: Tensor, dim: int | None = None) -> Any:
@@ -220,24 +295,89 @@ def _format(self: Tensor, spec: str) -> str:
     return format(self.data.item(), spec) if self.data.ndim == 0 else format(repr(self), spec)
 
 
-def bind(T: type[Tensor]) -> None:
-    """Adds this module's methods to Tensor."""
-    T.__int__, T.__float__, T.__index__ = _scalar(int), _scalar(float), _scalar(int, integer_only=True)
-    T.__format__, T.type = _format, _type
-    T.cpu = T.contiguous = lambda self: self  # NumPy arrays are on the CPU; NumPy copies where it must
-    T.device = property(lambda self: "cpu")
+def _compare(fn: Callable[[Any, Any], Tensor]) -> Callable[[Tensor, Any], Any]:
+    """The operator of comparison `fn`: elementwise bool Tensor, or identity against None and strings."""
+
+    def method(self: Tensor, other: Any) -> Any:
+        if other is None or isinstance(other, str):  # not comparable: Python falls back to identity
+            return NotImplemented
+        return fn(self, other)
+
+    return method
+
+
+def bind(T: Any) -> None:
+    """Adds the functional API to Tensor (T): operators, methods and properties; tensor.pyi declares them all.
+
+    T is typed Any because a type checker reads the stub, where these are already methods it would not let us assign.
+    """
+    # arithmetic operators; the reflected ones put the other operand first
+    T.__add__ = add
+    T.__radd__ = lambda self, other: add(other, self)
+    T.__sub__ = sub
+    T.__rsub__ = lambda self, other: sub(other, self)
+    T.__mul__ = mul
+    T.__rmul__ = lambda self, other: mul(other, self)
+    T.__truediv__ = div
+    T.__rtruediv__ = lambda self, other: div(other, self)
+    T.__neg__ = neg
+    T.__pow__ = pow
+    T.__rpow__ = lambda self, other: pow(other, self)
+    T.__matmul__ = matmul
+    T.__rmatmul__ = lambda self, other: matmul(other, self)
+    T.__abs__ = abs
+    T.__getitem__ = getitem
     T.__setitem__ = setitem
-    T.grad_fn = property(lambda self: self._ctx)  # the Function that made this tensor (None for leaves)
-    T.size, T.numel, T.nelement = size, numel, numel
-    T.dim = T.ndimension = lambda self: self.data.ndim
-    T.is_floating_point = is_floating_point
-    T.to, T.clone = to, clone
+
+    # math, reductions, activations and shapes, as functional's functions with the tensor first
+    T.matmul = matmul
+    T.exp, T.log, T.sqrt, T.abs, T.clip = exp, log, sqrt, abs, clip
+    T.sum, T.mean, T.max, T.min = sum, mean, max, min
+    T.clamp, T.clamp_min, T.clamp_max, T.masked_fill, T.where = clamp, clamp_min, clamp_max, masked_fill, where
+    T.argmax, T.argmin, T.amax, T.amin, T.gather = argmax, argmin, amax, amin, gather
+    T.var, T.std, T.logsumexp, T.maximum, T.minimum = var, std, logsumexp, maximum, minimum
+    T.sort, T.argsort, T.topk = sort, argsort, topk
+    T.relu, T.sigmoid, T.tanh, T.softmax, T.log_softmax = relu, sigmoid, tanh, softmax, log_softmax
+    T.reshape, T.flatten, T.transpose, T.permute = reshape, flatten, transpose, permute
+    T.view, T.unsqueeze, T.squeeze, T.expand, T.repeat, T.t = view, unsqueeze, squeeze, expand, repeat, t
+    T.split, T.chunk = split, chunk
+    T.T = property(lambda self: transpose(self))
+    T.expand_as = lambda self, other: expand(self, other.shape)
+    T.view_as = lambda self, other: view(self, other.shape)
+    T.reshape_as = lambda self, other: reshape(self, other.shape)
+
+    # comparisons and logic give boolean Tensors: they have no gradient
+    T.__eq__, T.__ne__, T.__lt__, T.__gt__, T.__le__, T.__ge__ = map(_compare, (eq, ne, lt, gt, le, ge))
+    T.__hash__ = object.__hash__
+    T.eq, T.ne, T.lt, T.gt, T.le, T.ge = eq, ne, lt, gt, le, ge
+    T.all, T.any, T.isnan, T.isinf, T.isfinite, T.allclose, T.equal = all, any, isnan, isinf, isfinite, allclose, equal
+    T.__and__, T.__or__, T.__xor__, T.__invert__ = logical_and, logical_or, logical_xor, logical_not
+    T.logical_and, T.logical_or, T.logical_xor, T.logical_not = logical_and, logical_or, logical_xor, logical_not
+
+    # dtypes and conversions: differentiable, as torch's .to(dtype)
+    T.astype = cast
+    T.float = lambda self: cast(self, np.float32)
+    T.double = lambda self: cast(self, np.float64)
     T.long = lambda self: cast(self, np.int64)
     T.int = lambda self: cast(self, np.int32)
     T.bool = lambda self: cast(self, np.bool_)
     T.half = lambda self: cast(self, np.float16)
     T.type_as = lambda self, other: cast(self, other.dtype)
+    T.to, T.type = to, _type
+    T.__int__, T.__float__, T.__index__ = _scalar(int), _scalar(float), _scalar(int, integer_only=True)
+    T.__format__ = _format
     T.__array__ = _array
+
+    # sizes, devices, copies and the graph
+    T.size, T.numel, T.nelement = size, numel, numel
+    T.dim = T.ndimension = lambda self: self.data.ndim
+    T.is_floating_point = is_floating_point
+    T.clone = clone
+    T.cpu = T.contiguous = lambda self: self  # NumPy arrays are on the CPU; NumPy copies where it must
+    T.device = property(lambda self: "cpu")
+    T.grad_fn = property(lambda self: self._ctx)  # the Function that made this tensor (None for leaves)
+
+    # in-place updates
     T.add_, T.sub_, T.zero_, T.fill_, T.copy_, T.clamp_ = add_, sub_, zero_, fill_, copy_, clamp_
     T.masked_fill_ = masked_fill_
     T.mul_ = _ufunc_inplace(np.multiply, "mul_")

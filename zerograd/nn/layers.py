@@ -12,6 +12,7 @@ import numpy as np
 from .. import functional as F
 from .. import random as _random
 from ..errors import ShapeError, ZerogradError
+from ..functional.conv import pair
 from ..tensor import Tensor
 from . import init as _init
 from .module import Module, Parameter
@@ -57,10 +58,6 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-
-
 class Conv2d(Module):
     """2-D convolution (the book's Convolution): (N, in_channels, H, W) -> (N, out_channels, OH, OW).
 
@@ -80,10 +77,10 @@ class Conv2d(Module):
                 f"Conv2d needs positive channel counts, got in_channels={in_channels}, out_channels={out_channels}"
             )
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        F.conv._pair(self.kernel_size, "kernel_size", "Conv2d", 1)  # refuse bad settings now, not at first use
-        F.conv._pair(self.stride, "stride", "Conv2d", 1)
-        F.conv._pair(self.padding, "padding", "Conv2d", 0)
+        # refuse bad settings now, not at first use
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = pair(stride, "stride", "Conv2d", 1)
+        self.padding = pair(padding, "padding", "Conv2d", 0)
         self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=np.float32))
         _init.init_weight_(self.weight, init, generator=generator)
         if bias:
@@ -115,10 +112,9 @@ class _Pool2d(Module):
         padding: int | tuple[int, int] = 0,
     ) -> None:
         super().__init__()
-        self.kernel_size = _pair(kernel_size)
-        self.stride = self.kernel_size if stride is None else _pair(stride)
-        self.padding = _pair(padding)
-        F.conv._pool_params(self.kernel_size, self.stride, self.padding, type(self).__name__)
+        # refuse bad settings now, not at first use
+        settings = F.conv._pool_params(kernel_size, stride, padding, type(self).__name__)
+        self.kernel_size, self.stride, self.padding = settings["kernel_size"], settings["stride"], settings["padding"]
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, C, OH, OW)."""
