@@ -20,7 +20,7 @@ import pytest
 from _fuzz import TRIED
 from _small_mnist import child_env, write_small_mnist, zerograd_command
 
-import zerograd._atomic
+import zerograd.io.atomic
 from zerograd import optim
 from zerograd.cli import main
 from zerograd.datasets.idx import idx_bytes
@@ -181,7 +181,7 @@ def test_a_full_or_read_only_disk_keeps_the_previous_checkpoint(tmp_path, monkey
     before = checkpoint.read_bytes()
 
     with monkeypatch.context() as m:
-        m.setattr(zerograd._atomic.os, "fdopen", _DiskFull(error))
+        m.setattr(zerograd.io.atomic.os, "fdopen", _DiskFull(error))
         with pytest.raises(ZerogradError) as info:
             _train(x, t, 3, checkpoint=checkpoint, resume=checkpoint)
     message = str(info.value)
@@ -201,7 +201,7 @@ def test_cli_reports_a_read_only_folder_in_one_line(data, tmp_path, monkeypatch,
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(zerograd._atomic.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(zerograd.io.atomic.tempfile, "mkstemp", read_only)
     out = tmp_path / "model.safetensors"
     code = main(["train", "--data", str(data), "--hidden", "8", "--epochs", "1", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err

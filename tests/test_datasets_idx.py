@@ -184,9 +184,9 @@ def test_datasets_package_imports_only_numpy_errors_and_stdlib():
                 names = [node.module]
             for name in names:
                 if name.startswith("zerograd"):
-                    # zerograd._atomic (crash-safe writes, a file lock) is standard library only, like errors.
+                    # zerograd.io.atomic (crash-safe writes, a file lock) is standard library only, like errors.
                     # zerograd.random (the default Generator behind manual_seed) is NumPy only too.
-                    allowed = name in ("zerograd.errors", "zerograd._atomic", "zerograd.random") or name.startswith(
+                    allowed = name in ("zerograd.errors", "zerograd.io.atomic", "zerograd.random") or name.startswith(
                         "zerograd.datasets"
                     )
                     assert allowed, (source.name, name)

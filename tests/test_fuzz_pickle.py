@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from zerograd.errors import ModelFileError
-from zerograd.io import _ALLOWED_GLOBALS, MAX_PICKLE_INSTRUCTIONS, load_book_pickle
+from zerograd.io.pickle import _ALLOWED_GLOBALS, MAX_PICKLE_INSTRUCTIONS, load_book_pickle
 
 # A module of our own that a malicious pickle names: if anything calls canary.fire, the test sees it.
 CANARY = types.ModuleType("zerograd_fuzz_canary")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
-from zerograd._atomic import folder_lock, fsync_dir, fsync_file
 from zerograd.errors import DataError, DownloadError
+from zerograd.io.atomic import folder_lock, fsync_dir, fsync_file
 
 PathLike = str | os.PathLike[str]
 # progress: True = tqdm bar if tqdm is installed, False = silent, or a callable(bytes_done, total_or_None).

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zerograd._atomic import atomic_write_bytes
 from zerograd.errors import DataError
+from zerograd.io.atomic import atomic_write_bytes
 
 PathLike = str | os.PathLike[str]
 

@@ -1,4 +1,4 @@
-"""Crash-safe file writes and an inter-process file lock (standard library only, so every layer may use it).
+"""Crash-safe file writes and an inter-process file lock (standard library only: the datasets use it too).
 
 A file written here appears under its final name complete or not at all: the bytes go to a temporary
 file in the same folder, are flushed and fsynced, the temporary file is renamed over the target (an
