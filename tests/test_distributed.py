@@ -397,6 +397,31 @@ def test_the_readme_example_runs_on_two_processes(tmp_path):
     assert len(printed) == 1 and 0.85 < float(printed[0]) <= 1, result.stdout  # rank 0's test accuracy only
 
 
+class _Samples:
+    """A dataset without get_batch, float64 images: the loaders collate it sample by sample."""
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return np.full((2, 2), float(i)), i
+
+
+def test_shares_of_a_dataset_without_get_batch_are_collated_as_dataloader_does():
+    from zerograd import distributed as D  # rank and world_size given: no MPI needed
+    from zerograd.datasets import DataLoader
+
+    single = list(DataLoader(_Samples(), 3))
+    shares = [list(D.DistributedLoader(_Samples(), 3, rank=r, world_size=4)) for r in range(4)]
+    for k, (images, labels) in enumerate(single):
+        assert np.concatenate([s[k][0] for s in shares]).tolist() == images.tolist()
+        assert np.concatenate([s[k][1] for s in shares]).tolist() == labels.tolist()
+        for share in shares:
+            assert share[k][0].dtype == np.float32 and share[k][1].dtype == labels.dtype
+            assert share[k][0].shape[1:] == (2, 2)  # an empty share too (the last batch of 2 has 4 shares)
+    assert [len(s[1][1]) for s in shares] == [1, 1, 0, 0]
+
+
 def test_zerograd_never_imports_mpi4py_by_itself():
     code = "import sys, zerograd, zerograd.cli, zerograd.distributed, zerograd.training; print('mpi4py' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -4,6 +4,8 @@ Every process holds the whole model and works on its own share of each batch; af
 gradients are added up across processes in a few large messages (flat buffers, one Allreduce per
 bucket), so every process takes the same optimizer step and the models stay identical. Start the
 processes with `mpiexec -n K python script.py` (or `mpiexec -n K zerograd train --distributed`).
+`Parallel`, the hooks through which zerograd.training.fit shares a run, is defined here beside its MPI
+implementation, so the training loop calls down into this layer.
 
 mpi4py is imported on first use (`pip install "zerograd[mpi]"`); `import zerograd` never needs it.
 """
@@ -18,10 +20,9 @@ import numpy as np
 
 from . import nn
 from .datasets import DataLoader
-from .datasets.loader import Batch, _batch_dtype, _collate
+from .datasets.loader import Batch, as_batch, collate
 from .errors import ZerogradError
 from .tensor import Tensor
-from .training import Parallel
 
 _OPS = ("sum", "mean", "max", "min")
 
@@ -206,12 +207,11 @@ class DistributedLoader(DataLoader):
             lo, hi = shard_bounds(len(batch_indices), self.world_size, self.rank)
             fetch = batch_indices if self.transform is not None else batch_indices[lo:hi]
             if get_batch is not None:
-                arrays = tuple(np.asarray(a) for a in get_batch(fetch))
+                batch = as_batch(get_batch(fetch))
             elif len(fetch):
-                arrays = _collate([self.dataset[int(i)] for i in fetch])
+                batch = collate([self.dataset[int(i)] for i in fetch])
             else:  # an empty share: arrays with no rows but the dataset's sample shapes
-                arrays = tuple(np.asarray(a)[:0] for a in _collate([self.dataset[0]]))
-            batch = tuple(a.astype(_batch_dtype(a), copy=False) for a in arrays)
+                batch = tuple(a[:0] for a in collate([self.dataset[0]]))
             if self.transform is not None:
                 # the global batch, transformed as one process would, then cut to this process's share
                 batch = (np.asarray(self.transform(batch[0])), *batch[1:])
@@ -230,6 +230,25 @@ class _Bucket:
         self.numel = int(self.offsets[-1])
         # [gradients..., one "has a gradient" count per parameter, total weight]
         self.send = np.zeros(self.numel + len(params) + 1, dtype=_communication_dtype(self.dtype))
+
+
+class Parallel:
+    """Hooks through which zerograd.training.fit shares one run among several processes; this base class is one
+    process.
+
+    DistributedDataParallel implements them over MPI. fit's loader then yields each process's share of
+    every batch (possibly empty for a small last batch).
+    """
+
+    def start(self) -> None:
+        """Before the first step (after any resume): make every process's model identical."""
+
+    def sync_gradients(self, count: int) -> None:
+        """After backward: combine this process's gradients of `count` samples with the other processes'."""
+
+    def end_epoch(self, sums: list[float]) -> list[float]:
+        """After an epoch's last step, before evaluation: `sums` added over processes (and shared statistics)."""
+        return sums
 
 
 class DistributedDataParallel(nn.Module, Parallel):
@@ -340,6 +359,6 @@ class DistributedDataParallel(nn.Module, Parallel):
 
 
 __all__: Sequence[str] = (
-    "DistributedDataParallel", "DistributedError", "DistributedLoader", "all_reduce", "average_buffers",
+    "DistributedDataParallel", "DistributedError", "DistributedLoader", "Parallel", "all_reduce", "average_buffers",
     "broadcast", "init", "is_main", "rank", "shard_bounds", "world_size",
 )

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .training import History
-
 _MARKERS = ("o", "s", "^", "D", "v", "x")
 _LINESTYLES = ("-", "--", ":", "-.")
 
@@ -68,8 +66,8 @@ def _line_style(i: int, n_points: int) -> dict[str, Any]:
 
 
 # --- training runs ---------------------------------------------------------------------------------
-def plot_history(history: History, path: str | Path, title: str | None = None) -> Path:
-    """Learning curves of a History: loss (left) and train/test accuracy (right) per epoch."""
+def plot_history(history: Any, path: str | Path, title: str | None = None) -> Path:
+    """Learning curves of a zerograd.training.History: loss (left) and train/test accuracy (right) per epoch."""
     records = list(getattr(history, "records", []))
     if not records:
         raise ZerogradError("plot_history: the history has no epochs to draw (train for at least one epoch)")
@@ -309,6 +307,17 @@ def _image_grid(fig: Any, images: Sequence[np.ndarray], titles: Sequence[str], r
             ax.imshow(images[k], cmap=cmap, interpolation="nearest")
             if titles[k]:
                 ax.set_title(titles[k], fontsize=8)
+
+
+def first_conv(model: Any, flag: str) -> Any:
+    """The model's first Conv2d layer, or a ZerogradError saying that `flag` (what asked) needs a CNN."""
+    from . import nn
+
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d):
+            return layer
+    raise ZerogradError(f"{flag} draws convolution filters: the model has no Conv2d layer (use a CNN, "
+                        "e.g. pretrained:simple-cnn or a model trained with --model simple-cnn)")
 
 
 def _filters_of(weight: Any) -> np.ndarray:
