@@ -82,7 +82,7 @@ def test_every_steps_graph_is_freed_by_reference_counting():
 _FREE_AND_MEASURE = """
 import os, sys
 import numpy as np
-from zerograd.cli import _keep_freed_memory
+from zerograd.cli.malloc import keep_freed_memory as _keep_freed_memory
 kept = _keep_freed_memory() if sys.argv[1] == "keep" else False
 def rss():
     with open("/proc/self/statm") as f:
@@ -97,7 +97,7 @@ print(kept, (rss() - before) // 2**20)
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from Linux /proc")
 @pytest.mark.parametrize("mode", ["keep", "default"])
 def test_train_and_evaluate_keep_freed_memory_for_the_next_step(mode):
-    # glibc only: `zerograd train/evaluate` ask malloc to keep freed blocks for reuse (cli._keep_freed_memory);
+    # glibc only: `zerograd train/evaluate` ask malloc to keep freed blocks for reuse (cli.malloc.keep_freed_memory);
     # by default glibc gives a freed 20 MB block straight back to the system
     env = {k: v for k, v in child_env().items() if not k.startswith("MALLOC_")}
     out = subprocess.run([sys.executable, "-c", _FREE_AND_MEASURE, mode], env=env, capture_output=True,

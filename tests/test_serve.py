@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from zerograd.cli import main
+from zerograd.cli import serve as serve_command
 from zerograd.datasets import load_mnist
 from zerograd.errors import ZerogradError
 from zerograd.images import load_digit_image
 from zerograd.models import MLP, save_model
-from zerograd.serve import command as serve_command
 from zerograd.serve import load_served_model, load_served_models, predict_digit
 from zerograd.serve.app import MAX_BODY_BYTES, STATIC, create_app
 

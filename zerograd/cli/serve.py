@@ -1,6 +1,6 @@
 """`zerograd serve`: load the models, bind the address, print it, run uvicorn until Ctrl-C.
 
-Part of the command layer (it speaks on stdout/stderr); zerograd/cli.py registers the flags.
+The page and its API are zerograd.serve's (FastAPI, imported only when the command runs).
 """
 
 from __future__ import annotations
@@ -8,8 +8,13 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from typing import Any
 
 from ..errors import ZerogradError
+from ..serve.inference import best_pretrained, load_served_models
+from .common import add_debug
+
+__all__ = ["add_parser", "run"]
 
 ALL_INTERFACES = {"0.0.0.0", "::", "[::]", ""}
 
@@ -40,10 +45,20 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host.strip('[]')}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def add_parser(sub: Any) -> None:
+    """Registers `serve` and its flags."""
+    s = sub.add_parser("serve", help="a web page to draw digits and watch a model read them",
+                       description="Serve a draw-a-digit page and its JSON API (needs zerograd[serve]).")
+    s.add_argument("models", nargs="*", metavar="MODEL",
+                   help="model file or pretrained:NAME, one or more (default: the most accurate pretrained model)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0 picks a free one)")
+    add_debug(s)
+
+
+def run(args: argparse.Namespace) -> int:
     """Serve the page and API for args.models on args.host:args.port until interrupted; returns the exit code."""
-    from .app import create_app  # raises a ZerogradError naming zerograd[serve] when FastAPI is missing
-    from .inference import best_pretrained, load_served_models
+    from ..serve.app import create_app  # raises a ZerogradError naming zerograd[serve] when FastAPI is missing
 
     try:
         import uvicorn
