@@ -56,7 +56,7 @@ BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6")
 B4_MODELS = ("book-ch3", "mlp", "simple-cnn", "deep-cnn")
 B6_MODELS = ("mlp", "simple-cnn")
 
-# What `zerograd train` does for itself (see cli.py): a training step frees tens of MB that the next one
+# What `zerograd train` does for itself (see cli/malloc.py): a training step frees tens of MB that the next one
 # allocates again; with glibc's default, dynamic thresholds that memory goes back to the system (heap trimmed,
 # large blocks unmapped) and every step page-faults it in again: measured 15-25% of a DeepConvNet step here.
 # The numbers are zerograd.cli.KEEP_FREED_MEMORY's (tests/test_benchmarks.py checks): written out here
