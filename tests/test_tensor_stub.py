@@ -32,10 +32,16 @@ def _class(tree: ast.Module, name: str) -> ast.ClassDef:
     return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
 
 
+# Types the stub spells out for its annotations (functional.math's ValuesIndices): no runtime name of tensor.py
+_ANNOTATION_ONLY = {"_ValuesIndices"}
+
+
 def _declared(body: list[ast.stmt]) -> dict[str, list[ast.stmt]]:
     """Name -> its declarations (several for @overload) among a stub body's defs, classes and annotated names."""
     out: dict[str, list[ast.stmt]] = {}
     for node in body:
+        if isinstance(node, ast.ClassDef) and node.name in _ANNOTATION_ONLY:
+            continue
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             out.setdefault(node.name, []).append(node)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
