@@ -525,3 +525,12 @@ def test_a_pytorch_style_program_learns(tmp_path):
     restored = Net()
     restored.load_state_dict(checkpoint["model"])
     assert checkpoint["accuracy"] == acc and accuracy(restored) == acc
+
+
+def test_tensor_where_keeps_the_tensor_where_the_condition_holds():
+    """torch's x.where(condition, y) is where(condition, x, y): the tensor is the input, not the condition."""
+    x = zg.tensor([3.0, 4.0], requires_grad=True)
+    y = x.where(zg.tensor([True, False]), 0.0)
+    assert y.tolist() == [3.0, 0.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 0.0]

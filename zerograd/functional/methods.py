@@ -306,6 +306,11 @@ def _compare(fn: Callable[[Any, Any], Tensor]) -> Callable[[Tensor, Any], Any]:
     return method
 
 
+def _where(self: Tensor, condition: Any, other: Any) -> Tensor:
+    """x.where(condition, y): x where condition holds, else y, as torch.Tensor.where (F.where: condition first)."""
+    return where(condition, self, other)
+
+
 def bind(T: Any) -> None:
     """Adds the functional API to Tensor (T): operators, methods and properties; tensor.pyi declares them all.
 
@@ -333,7 +338,7 @@ def bind(T: Any) -> None:
     T.matmul = matmul
     T.exp, T.log, T.sqrt, T.abs, T.clip = exp, log, sqrt, abs, clip
     T.sum, T.mean, T.max, T.min = sum, mean, max, min
-    T.clamp, T.clamp_min, T.clamp_max, T.masked_fill, T.where = clamp, clamp_min, clamp_max, masked_fill, where
+    T.clamp, T.clamp_min, T.clamp_max, T.masked_fill, T.where = clamp, clamp_min, clamp_max, masked_fill, _where
     T.argmax, T.argmin, T.amax, T.amin, T.gather = argmax, argmin, amax, amin, gather
     T.var, T.std, T.logsumexp, T.maximum, T.minimum = var, std, logsumexp, maximum, minimum
     T.sort, T.argsort, T.topk = sort, argsort, topk
