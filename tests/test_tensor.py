@@ -1,6 +1,7 @@
 """The computational graph: Tensor, Function, backward, no_grad (zerograd/tensor.py)."""
 
 import sys
+import threading
 from typing import ClassVar
 
 import numpy as np
@@ -380,6 +381,123 @@ def test_no_grad_restores_mode_after_exception_and_nesting():
         with zerograd.enable_grad():
             assert (x * 2).requires_grad
         assert not (x * 2).requires_grad
+    assert zerograd.is_grad_enabled()
+
+
+# --- grad mode is per thread -------------------------------------------------------------------
+def _in_thread(target, *args):
+    """Starts target(*args) in a new thread; join() re-raises what it raised (an assert) in the test's thread."""
+    errors = []
+
+    def run():
+        try:
+            target(*args)
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def join():
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the thread did not finish"
+        if errors:
+            raise errors[0]
+
+    return join
+
+
+def _record_and_backward():
+    """A graph recorded in this thread: the result has a grad_fn and backward() reaches the leaf."""
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * 3).sum()
+    assert zerograd.is_grad_enabled() and y.requires_grad and y.grad_fn is not None
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_no_grad_in_another_thread_leaves_this_thread_recording():
+    inside, done = threading.Event(), threading.Event()
+
+    def infer():
+        with no_grad():
+            inside.set()
+            assert done.wait(timeout=30)  # stays inside no_grad while the test's thread records
+            assert not zerograd.is_grad_enabled()
+            assert (Tensor([1.0], requires_grad=True) * 2).grad_fn is None
+        assert zerograd.is_grad_enabled()
+
+    join = _in_thread(infer)
+    assert inside.wait(timeout=30)
+    try:
+        _record_and_backward()
+    finally:
+        done.set()
+    join()
+
+
+def test_no_grad_in_this_thread_leaves_another_thread_recording():
+    x = Tensor([1.0], requires_grad=True)
+    with no_grad():
+        _in_thread(_record_and_backward)()  # the other thread records while this one waits inside no_grad
+        assert not zerograd.is_grad_enabled() and (x * 2).grad_fn is None
+    assert zerograd.is_grad_enabled()
+
+
+def test_a_new_thread_starts_with_grad_enabled_whatever_its_creator_has():
+    seen = []
+    with no_grad():
+        _in_thread(lambda: seen.append(zerograd.is_grad_enabled()))()
+        with zerograd.enable_grad(), no_grad():
+            _in_thread(lambda: seen.append(zerograd.is_grad_enabled()))()
+    assert seen == [True, True]
+
+
+def test_inplace_updates_are_judged_by_their_own_threads_grad_mode():
+    """An optimizer step (in place, under no_grad) in one thread while another records the graph."""
+    w = Tensor(np.ones(2), requires_grad=True)
+    inside, done = threading.Event(), threading.Event()
+
+    def step():
+        with no_grad():
+            inside.set()
+            assert done.wait(timeout=30)
+            w.sub_(Tensor(np.ones(2)))  # allowed here: this thread records nothing
+
+    join = _in_thread(step)
+    assert inside.wait(timeout=30)
+    try:
+        with pytest.raises(ZerogradError, match="leaf tensor that requires grad"):
+            w.add_(1.0)  # refused here: this thread records
+    finally:
+        done.set()
+    join()
+    np.testing.assert_array_equal(w.data, [0.0, 0.0])
+
+
+def test_one_no_grad_function_in_two_threads_at_once_restores_each_threads_mode():
+    """One decorated function is one _GradMode: what each call replaced must not mix between threads."""
+    first_inside, second_inside, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    @no_grad()
+    def infer(signal, wait_for):
+        assert not zerograd.is_grad_enabled()
+        signal.set()
+        assert wait_for.wait(timeout=30)
+
+    def first():  # enters first, leaves first, with grad enabled around the call
+        try:
+            infer(first_inside, second_inside)
+            assert zerograd.is_grad_enabled()
+        finally:
+            first_done.set()
+
+    join = _in_thread(first)
+    assert first_inside.wait(timeout=30)
+    with no_grad():  # this thread enters second, leaves last, with grad disabled around the call
+        infer(second_inside, first_done)
+        assert not zerograd.is_grad_enabled()
+    join()
     assert zerograd.is_grad_enabled()
 
 

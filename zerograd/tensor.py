@@ -14,44 +14,59 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import threading
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from .errors import ShapeError, ZerogradError
 
-_grad_enabled = True  # the one piece of global state: is the graph being recorded?
+
+class _GradModeState(threading.local):
+    """Is the graph being recorded? One answer per thread, as in PyTorch: a `no_grad()` in one thread (a
+    server's inference) never changes what another (a training loop) records."""
+
+    enabled = True  # the class attribute is what every thread sees until it changes its own: new threads record
+
+    def __init__(self) -> None:
+        self.saved: list[bool] = []  # the modes that the open no_grad/enable_grad blocks of this thread replaced
+
+
+_grad_mode = _GradModeState()  # one object for the process, one value per thread
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations currently record the graph."""
-    return _grad_enabled
+    """Whether operations in this thread currently record the graph."""
+    return _grad_mode.enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
-    """Sets grad mode inside a `with` block or a decorated function, restoring it afterwards."""
+    """Sets this thread's grad mode inside a `with` block or a decorated function, restoring it afterwards.
+
+    The mode it replaces is kept in the thread's own state, not on self: one `@no_grad()` function (one
+    instance) may run in several threads at once, and blocks nest.
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self._previous: list[bool] = []
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = self.enabled
+        state = _grad_mode
+        state.saved.append(state.enabled)
+        state.enabled = self.enabled
 
     def __exit__(self, *exc: Any) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous.pop()
+        state = _grad_mode
+        state.enabled = state.saved.pop()
 
 
 def no_grad() -> _GradMode:
-    """Context manager and decorator under which operations record nothing (inference, updates)."""
+    """Context manager and decorator under which operations in this thread record nothing (inference, updates)."""
     return _GradMode(False)
 
 
 def enable_grad() -> _GradMode:
-    """Context manager and decorator that turns graph recording back on inside `no_grad`."""
+    """Context manager and decorator that turns graph recording back on inside `no_grad` (in this thread)."""
     return _GradMode(True)
 
 
@@ -282,7 +297,7 @@ class Function:
         """Runs the operation on tensors, recording it in the graph when a gradient is needed."""
         fn = cls()
         # this runs for every operation: a list comprehension and `in` are the cheapest way in CPython
-        record = _grad_enabled and True in (needs := tuple([t.requires_grad for t in inputs]))
+        record = _grad_mode.enabled and True in (needs := tuple([t.requires_grad for t in inputs]))
         fn.needs_input_grad = needs if record else _NO_GRAD[len(inputs)]
         try:
             out = fn.forward(*[t.data for t in inputs], **params)

@@ -3,6 +3,7 @@
 # names of the functions bound; tests/test_tensor_stub.py checks it against the runtime class both ways.
 
 import contextlib
+import threading
 from builtins import bool as _bool
 from builtins import float as _float
 from builtins import int as _int
@@ -22,7 +23,12 @@ class _ValuesIndices(NamedTuple):
     values: Tensor
     indices: Tensor
 
-_grad_enabled: _bool
+class _GradModeState(threading.local):
+    enabled: _bool
+    saved: list[_bool]
+    def __init__(self) -> None: ...
+
+_grad_mode: _GradModeState
 
 def is_grad_enabled() -> _bool: ...
 

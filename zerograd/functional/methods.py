@@ -151,7 +151,7 @@ def clone(input: Tensor) -> Tensor:
 
 # --- in-place updates ------------------------------------------------------------------------------
 def _check_inplace(t: Tensor, name: str) -> None:
-    if t.requires_grad and _tensor._grad_enabled:
+    if t.requires_grad and _tensor.is_grad_enabled():
         if t._ctx is None:
             raise ZerogradError(
                 f"{name}: a leaf tensor that requires grad cannot change in place while the graph is recorded: "
@@ -186,7 +186,7 @@ def _inplace(t: Tensor, name: str, update: Callable[[np.ndarray], Any]) -> Tenso
 def _operand(other: Any) -> Any:
     if not isinstance(other, Tensor):
         return other
-    if other.requires_grad and _tensor._grad_enabled:
+    if other.requires_grad and _tensor.is_grad_enabled():
         raise ZerogradError(
             "an in-place update with an operand that requires grad would not be recorded in the graph: "
             "write x = x + y (out of place), or do it inside `with zerograd.no_grad():`"
@@ -255,7 +255,7 @@ def _augmented(inplace: Callable[..., Tensor], out_of_place: Callable[[Any, Any]
     """`x op= y`: in place, except on a tensor computed in the graph, which is rebound to x op y."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        if _tensor._grad_enabled and (
+        if _tensor.is_grad_enabled() and (
             (self._ctx is not None and self.requires_grad) or (isinstance(other, Tensor) and other.requires_grad)
         ):
             return out_of_place(self, other)  # what PyTorch would record; rebinding keeps the graph right
