@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _small_mnist import write_small_mnist
 from PIL import Image
 
 import zerograd
@@ -176,6 +177,7 @@ def test_predict_recovers_mnist_labels_from_image_files(capsys, trained, tmp_pat
         (["train", "--early-stopping", "0"], "--early-stopping"),
         (["train", "--seed", "-1"], "--seed"),
         (["train", "--lr", "inf"], "--lr"),
+        (["train", "--threads", "0"], "--threads"),
         (["train", "--optimizer", "sgd", "--lr", "1e30", "--hidden", "8", "--data", "{tiny}"], "loss became"),
     ],
 )
@@ -196,6 +198,25 @@ def test_user_errors_are_one_line_without_traceback(capsys, tmp_path, monkeypatc
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith(f"zerograd {argv[0]}: error: ") and message in err
+
+
+def test_train_threads_sets_the_thread_count_for_the_run(capsys, tmp_path):
+    """--threads is how the run computes, not what it trains: the count is set, the model file has no trace of it."""
+    folder = write_small_mnist(tmp_path / "data", train=200, test=50)
+    old = zerograd.get_num_threads()
+    try:
+        code, out, _ = run(capsys, "train", "--data", str(folder), "--hidden", "8", "--epochs", "1", "--quiet",
+                           "--threads", "1", "--out", str(tmp_path / "m.safetensors"))
+        assert code == 0 and zerograd.get_num_threads() == 1
+    finally:
+        zerograd.set_num_threads(old)
+    _, meta = load_model(tmp_path / "m.safetensors")
+    keys, pending = set(), [meta]
+    while pending:  # every key of the metadata, nested ones too
+        d = pending.pop()
+        keys |= set(d)
+        pending += [v for v in d.values() if isinstance(v, dict)]
+    assert "data" in keys and "threads" not in keys
 
 
 def test_bad_flags_exit_2_and_debug_shows_the_traceback(tmp_path):

@@ -1,7 +1,7 @@
 """PyTorch's top-level vocabulary, re-exported by `zerograd` so that `torch.X` reads `zerograd.X`.
 
-Creation functions, dtype names, seeding, the functions that mirror Tensor methods, save/load and the
-`utils` package. Nothing is defined here: each name lives in the module of its layer.
+Creation functions, dtype names, seeding, the functions that mirror Tensor methods, save/load, the thread
+count and the `utils` package. Nothing is defined here: each name lives in the module of its layer.
 """
 
 from . import utils
@@ -117,18 +117,21 @@ from .functional import (
 )
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import load, save
+from .threads import get_num_threads, set_num_threads
 
 __all__ = [
     "Generator", "abs", "add", "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "bool", "cat",
     "chunk", "clamp", "clip", "clone", "default_generator", "div", "double", "empty", "empty_like", "eq", "equal",
     "exp", "eye", "flatten", "float", "float16", "float32", "float64", "from_numpy", "full", "full_like", "gather",
-    "ge", "get_rng_state", "gt", "half", "initial_seed", "int", "int8", "int16", "int32", "int64", "is_floating_point",
+    "ge", "get_num_threads", "get_rng_state", "gt", "half", "initial_seed", "int", "int8", "int16", "int32", "int64",
+    "is_floating_point",
     "is_tensor", "isclose", "isfinite", "isinf", "isnan", "le", "linspace", "load", "log", "log_softmax",
     "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "long", "lt", "manual_seed",
     "masked_fill", "matmul",
     "max", "maximum", "mean", "min", "minimum", "mul", "ne", "neg", "numel", "ones", "ones_like", "permute", "pow",
     "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "repeat", "reshape", "save", "seed",
-    "set_rng_state", "short", "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "t",
+    "set_num_threads", "set_rng_state", "short", "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "std",
+    "sub", "sum", "t",
     "tanh", "topk", "transpose", "sort", "argsort", "uint8", "unsqueeze", "utils", "var", "where", "zeros",
     "zeros_like",
 ]

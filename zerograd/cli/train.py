@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from ..errors import ZerogradError
+from ..threads import get_num_threads, set_num_threads
 from ..training import TrainConfig, TrainResult, default_reporter, train
 from ..training.config import CHOICES
 from .common import DATA_HELP, add_debug
@@ -65,21 +67,35 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--distributed", action="store_true",
                    help="share the run among the processes of `mpiexec -n K` (needs zerograd[mpi]); "
                         "--batch-size stays the global batch")
+    t.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads for zerograd's compute and its BLAS (default: the CPUs this process may use; "
+                        "also ZEROGRAD_NUM_THREADS)")
     add_debug(t)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the flags describe (--quiet, --json, --distributed and --debug are the command's own)."""
+    """The TrainConfig the flags describe (--quiet, --json, --distributed, --threads, --debug are the command's own)."""
     return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def run(args: argparse.Namespace) -> int:
     """Trains as the flags say; with --distributed as one process of an MPI job."""
+    _use_threads(args.threads)
     if args.distributed:
         from .distributed import train_distributed
 
         return train_distributed(args, run_job)
     return run_job(args)
+
+
+def _use_threads(threads: int | None) -> None:
+    """--threads: how fast this run goes, not what it trains, so neither a TrainConfig setting nor checkpointed."""
+    if threads is None:
+        get_num_threads()  # reads ZEROGRAD_NUM_THREADS now: a bad value fails before any data is loaded
+        return
+    if threads < 1:
+        raise ZerogradError(f"--threads must be at least 1, not {threads}; leave it out to use every CPU available")
+    set_num_threads(threads)
 
 
 def run_job(args: argparse.Namespace, job: Any = None) -> int:

@@ -1,0 +1,253 @@
+"""How many threads zerograd's compute may use: the count, its default, the pool, BLAS (zerograd/threads.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import zerograd
+from zerograd import ZerogradError, threads
+
+
+@pytest.fixture
+def restore_threads():
+    """Gives the test the thread count to change, and puts the old count (and BLAS's) back afterwards."""
+    old = zerograd.get_num_threads()
+    yield
+    zerograd.set_num_threads(old)
+
+
+# --- the count ---------------------------------------------------------------------------------------------------
+def test_top_level_names_are_the_threads_module():
+    assert zerograd.get_num_threads is threads.get_num_threads
+    assert zerograd.set_num_threads is threads.set_num_threads
+    assert {"get_num_threads", "set_num_threads"} <= set(zerograd.__all__)
+
+
+def test_set_then_get_round_trip(restore_threads):
+    for n in (1, 3, np.int64(2)):
+        zerograd.set_num_threads(n)
+        assert zerograd.get_num_threads() == n and type(zerograd.get_num_threads()) is int
+
+
+@pytest.mark.parametrize("n", [0, -2])
+def test_fewer_than_one_thread_is_refused_naming_the_fix(restore_threads, n):
+    before = zerograd.get_num_threads()
+    with pytest.raises(ZerogradError, match=rf"set_num_threads\({n}\).*at least 1.*pass 1"):
+        zerograd.set_num_threads(n)
+    assert zerograd.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [2.0, "2", True, None])
+def test_a_count_that_is_not_a_whole_number_is_refused(n):
+    with pytest.raises(ZerogradError, match="whole number"):
+        zerograd.set_num_threads(n)
+
+
+def test_the_default_is_the_cpus_this_process_may_use():
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= threads._default_num_threads() <= cpus
+
+
+# --- the environment, read once --------------------------------------------------------------------------------------
+def _count_in_child(**env: str) -> subprocess.CompletedProcess:
+    child = {k: v for k, v in os.environ.items() if k not in ("ZEROGRAD_NUM_THREADS", "OMP_NUM_THREADS")}
+    return subprocess.run([sys.executable, "-c", "import zerograd; print(zerograd.get_num_threads())"],
+                          env={**child, **env}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ZEROGRAD_NUM_THREADS": "3"}, 3),
+        ({"OMP_NUM_THREADS": "5"}, 5),
+        ({"ZEROGRAD_NUM_THREADS": "3", "OMP_NUM_THREADS": "5"}, 3),  # zerograd's own variable wins
+        ({"ZEROGRAD_NUM_THREADS": "", "OMP_NUM_THREADS": "4"}, 4),  # set but empty is unset
+        ({"OMP_NUM_THREADS": "4,2"}, None),  # OpenMP's per-level list, or no count: OpenMP's business, ignored
+        ({"OMP_NUM_THREADS": "0"}, None),
+        ({}, None),
+    ],
+)
+def test_environment_overrides_the_default(env, expected):
+    result = _count_in_child(**env)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == (expected if expected is not None else threads._default_num_threads())
+
+
+@pytest.mark.parametrize("value", ["four", "0", "-1", "2.5"])
+def test_an_invalid_zerograd_num_threads_is_an_error_naming_the_variable(value):
+    result = _count_in_child(ZEROGRAD_NUM_THREADS=value, OMP_NUM_THREADS="2")
+    assert result.returncode == 1
+    assert f"ZerogradError: ZEROGRAD_NUM_THREADS={value!r} is not a positive whole number" in result.stderr
+    assert "unset it" in result.stderr
+
+
+def test_the_environment_is_read_once_when_first_needed(monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", None)  # as in a fresh process, until the first get
+    monkeypatch.setenv("ZEROGRAD_NUM_THREADS", "3")
+    assert zerograd.get_num_threads() == 3
+    monkeypatch.setenv("ZEROGRAD_NUM_THREADS", "5")
+    assert zerograd.get_num_threads() == 3
+
+
+# --- cgroup CPU quotas -----------------------------------------------------------------------------------------------
+def _write(root, name, text):
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # v2: 1.5 CPUs -> 2 threads
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "max 100000\n"}, None),  # v2: no quota
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # v1
+        ({"cpu,cpuacct/cpu.cfs_quota_us": "100000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1: no quota
+        ({}, None),  # no cgroup files at all (macOS, Windows, a host without them)
+        ({"cpu.max": "lots\n"}, None),  # garbage is ignored
+        ({"cpu.max": "100000 0\n"}, None),
+        ({"cpu.max": ""}, None),
+        ({"cpu.max": "\xff\xfe 1"}, None),
+        ({"cpu/cpu.cfs_quota_us": "many\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "100000\n"}, None),  # half of v1's pair
+    ],
+)
+def test_cgroup_cpu_quota(tmp_path, files, expected):
+    for name, text in files.items():
+        _write(tmp_path, name, text)
+    assert threads._cgroup_cpu_quota(tmp_path) == expected
+
+
+def test_a_cgroup_quota_caps_the_default_and_never_raises_it(tmp_path):
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _write(tmp_path, "cpu.max", "50000 100000\n")
+    assert threads._default_num_threads(tmp_path) == 1
+    _write(tmp_path, "cpu.max", f"{(cpus + 8) * 100000} 100000\n")
+    assert threads._default_num_threads(tmp_path) == cpus
+    _write(tmp_path, "cpu.max", "max 100000\n")
+    assert threads._default_num_threads(tmp_path) == cpus
+
+
+# --- parallel_map --------------------------------------------------------------------------------------------------
+def test_parallel_map_keeps_the_order(restore_threads):
+    zerograd.set_num_threads(2)
+
+    def slow_square(i):
+        time.sleep(0.002 * (i % 3))  # items finish out of order
+        return i * i
+
+    assert threads.parallel_map(slow_square, range(20)) == [i * i for i in range(20)]
+    assert threads.parallel_map(slow_square, iter([3])) == [9]
+    assert threads.parallel_map(slow_square, []) == []
+
+
+def test_parallel_map_uses_the_calling_thread_and_a_worker(restore_threads):
+    zerograd.set_num_threads(2)
+    both_running = threading.Barrier(2, timeout=30)  # passes only when two threads run items at once
+
+    def ident(_):
+        both_running.wait()
+        return threading.get_ident()
+
+    idents = threads.parallel_map(ident, range(2))
+    assert len(set(idents)) == 2 and threading.get_ident() in idents
+
+
+def test_a_new_count_makes_a_new_pool(restore_threads):
+    zerograd.set_num_threads(2)
+    threads.parallel_map(abs, range(4))
+    zerograd.set_num_threads(3)
+    all_running = threading.Barrier(3, timeout=30)
+
+    def ident(_):
+        all_running.wait()
+        return threading.get_ident()
+
+    assert len(set(threads.parallel_map(ident, range(3)))) == 3
+
+
+def test_one_thread_runs_everything_in_the_calling_thread(restore_threads):
+    zerograd.set_num_threads(1)
+    assert set(threads.parallel_map(lambda _: threading.get_ident(), range(5))) == {threading.get_ident()}
+
+
+def test_a_parallel_map_inside_one_runs_serially(restore_threads):
+    """The pool is busy with the outer items: an inner parallel_map waiting on it could wait forever."""
+    zerograd.set_num_threads(2)
+
+    def inner(_):
+        return set(threads.parallel_map(lambda _: threading.get_ident(), range(4))) == {threading.get_ident()}
+
+    assert threads.parallel_map(inner, range(4)) == [True] * 4
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_parallel_map_raises_what_fn_raised(restore_threads, n):
+    zerograd.set_num_threads(n)
+
+    def fail_on_3(i):
+        if i == 3:
+            raise ValueError(f"item {i}")
+        return i
+
+    with pytest.raises(ValueError, match="item 3"):
+        threads.parallel_map(fail_on_3, range(8))
+    assert threads.parallel_map(fail_on_3, range(3)) == [0, 1, 2]  # and the pool still works
+
+
+def test_of_several_failures_the_earliest_items_is_raised(restore_threads):
+    zerograd.set_num_threads(2)
+    both_running = threading.Barrier(2, timeout=30)
+
+    def fail(i):
+        both_running.wait()  # items 0 and 1 both start
+        if i == 1:
+            raise KeyError("second")
+        time.sleep(0.05)  # item 0 fails after item 1 has
+        raise ValueError("first")
+
+    with pytest.raises(ValueError, match="first"):
+        threads.parallel_map(fail, range(2))
+
+
+# --- BLAS ----------------------------------------------------------------------------------------------------------
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_blas_runs_one_thread_once_zerograd_knows_its_count(restore_threads, monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401  (its BLAS, to be found)
+    from threadpoolctl import threadpool_limits
+
+    if not _blas_threads():
+        pytest.skip("NumPy here has no BLAS that threadpoolctl knows")
+    threadpool_limits(2, "blas")
+    monkeypatch.setattr(threads, "_num_threads", None)  # as in a new process, before the first operation
+    assert _blas_threads() == {2}
+    zerograd.get_num_threads()  # the first Linear, convolution, ... asks
+    assert _blas_threads() == {1}  # idle BLAS threads would spin on the pool's cores
+    threadpool_limits(2, "blas")
+    zerograd.set_num_threads(3)
+    assert _blas_threads() == {1}
+    assert threads.parallel_map(lambda _: _blas_threads(), range(2)) == [{1}, {1}]
+
+
+def test_without_threadpoolctl_blas_is_left_alone(restore_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_blas", None)  # forget the controllers found, so they are looked for again
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # `import threadpoolctl` raises ImportError
+    zerograd.set_num_threads(2)
+    assert threads.parallel_map(lambda i: i + 1, range(3)) == [1, 2, 3]
+    assert threads._blas == []
