@@ -1,5 +1,8 @@
 """Dataset, TensorDataset, DataLoader, and the augmentations used as DataLoader transforms."""
 
+import threading
+import traceback
+
 import numpy as np
 import pytest
 
@@ -338,3 +341,227 @@ def test_augmentation_as_dataloader_transform():
     assert not np.array_equal(xb, x_train[:32])
     # the ink moves but is roughly conserved
     np.testing.assert_allclose(xb.sum(axis=1), x_train[:32].sum(axis=1), rtol=0.25)
+
+
+# ------------------------------------------------------------------ DataLoader(num_workers=...): background threads
+
+
+def _workers():
+    return [t for t in threading.enumerate() if t.name.startswith("zerograd-DataLoader-worker")]
+
+
+class _Images(Dataset):
+    """Images (1, 6, 6) with labels and no get_batch: the loader collates them sample by sample."""
+
+    def __init__(self, n=23):
+        self.x = np.random.default_rng(5).random((n, 1, 6, 6)).astype(np.float64)
+        self.t = np.arange(n) % 7
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.t[i]
+
+
+def _loader(kind, workers, prefetch=None, **kwargs):
+    images = _Images()
+    dataset = TensorDataset(images.x, images.t) if kind == "get_batch" else images
+    return DataLoader(dataset, 5, generator=np.random.default_rng(11), num_workers=workers,
+                      prefetch_factor=prefetch, transform=RandomAffine(1, 15, seed=3), **kwargs)
+
+
+def _states(loader):
+    return loader.generator.bit_generator.state, loader.transform.generator.bit_generator.state
+
+
+@pytest.mark.parametrize("kind", ["get_batch", "samples"])
+@pytest.mark.parametrize("shuffle,drop_last", [(True, False), (True, True), (False, False)])
+@pytest.mark.parametrize("workers,prefetch", [(1, None), (1, 1), (3, 2)])
+def test_workers_give_the_same_batches_and_generator_states(kind, shuffle, drop_last, workers, prefetch):
+    plain = _loader(kind, 0, shuffle=shuffle, drop_last=drop_last)
+    ahead = _loader(kind, workers, prefetch, shuffle=shuffle, drop_last=drop_last)
+    assert len(ahead) == len(plain) == (4 if drop_last else 5)
+    for _ in range(3):  # epochs: a new order and new draws each, the same with and without workers
+        expected, got = list(plain), list(ahead)
+        assert len(got) == len(expected)
+        for a, b in zip(expected, got):
+            assert all(x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+        assert _states(ahead) == _states(plain)  # what a checkpoint after this epoch saves
+    assert not _workers()
+
+
+def test_workers_run_in_background_threads_and_stay_within_prefetch_factor():
+    seen, fetched = [], threading.Semaphore(0)
+
+    class Recording(TensorDataset):
+        def get_batch(self, indices):
+            seen.append(threading.current_thread().name)
+            fetched.release()
+            return super().get_batch(indices)
+
+    loader = DataLoader(Recording(np.arange(40.0)), 4, num_workers=1, prefetch_factor=2)
+    assert (loader.num_workers, loader.prefetch_factor) == (1, 2)
+    it = iter(loader)
+    assert not seen and not _workers()  # nothing is drawn or started before the first batch is asked for
+    assert next(it)[0].tolist() == [0, 1, 2, 3]
+    for _ in range(3):  # batch 0, then two ahead of the consumer ...
+        assert fetched.acquire(timeout=10)
+    assert not fetched.acquire(timeout=0.2)  # ... and no more until the consumer takes one
+    assert len(seen) == 3 and all(name.startswith("zerograd-DataLoader-worker") for name in seen)
+    assert [b[0][0] for b in it] == [4.0 * k for k in range(1, 10)]
+    assert not _workers()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("stop_after", [0, 1, 3, 4])
+def test_an_epoch_left_early_stops_its_threads_and_leaves_the_generators_as_without_workers(workers, stop_after):
+    baseline = threading.active_count()
+    plain, ahead = _loader("get_batch", 0, shuffle=True), _loader("get_batch", workers, shuffle=True)
+    for loader in (plain, ahead):
+        for k, _ in enumerate(loader):
+            if k == stop_after:
+                break
+    # The workers had transformed batches ahead: the transform's generator is put back to where batch
+    # `stop_after` left it, so a checkpoint written now (fit's last iteration) is the same as without workers.
+    assert _states(ahead) == _states(plain)
+    assert threading.active_count() == baseline and not _workers()
+    for a, b in zip(list(plain), list(ahead)):  # and the next epoch goes on alike
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert _states(ahead) == _states(plain)
+
+
+def test_dropping_an_unfinished_iterator_and_iterating_twice_leak_no_thread():
+    baseline = threading.active_count()
+    loader = _loader("get_batch", 2, shuffle=True)
+    it = iter(loader)
+    next(it)
+    assert _workers()
+    del it  # garbage: __del__ stops and joins its threads
+    assert threading.active_count() == baseline and not _workers()
+    first, second = iter(loader), iter(loader)  # two epochs at once: each its own threads
+    next(first)
+    next(second)
+    first.close()
+    list(second)
+    list(loader)
+    assert threading.active_count() == baseline and not _workers()
+
+    def consume():
+        for _ in loader:
+            raise KeyError("the training step failed")
+
+    with pytest.raises(KeyError):
+        consume()
+    assert threading.active_count() == baseline and not _workers()
+
+
+class _Boom(Exception):
+    pass
+
+
+def _failing_get_batch(ds, indices):
+    if 12 in np.atleast_1d(np.arange(len(ds))[indices]):
+        raise _Boom("cannot read sample 12")
+    return TensorDataset.get_batch(ds, indices)
+
+
+class _Failing(TensorDataset):
+    get_batch = _failing_get_batch
+
+
+def _failing_transform(x):
+    if 12.0 in x:
+        raise _Boom("cannot transform")
+    return x + 1
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+@pytest.mark.parametrize("where", ["dataset", "transform"])
+def test_an_error_preparing_a_batch_surfaces_at_that_batch_with_its_type_and_traceback(workers, where):
+    x = np.arange(20.0).reshape(20, 1)  # batch 3 (of 5) holds sample 12, on which reading or transforming fails
+    if where == "dataset":
+        loader, origin = DataLoader(_Failing(x), 4, num_workers=workers), "_failing_get_batch"
+    else:
+        loader = DataLoader(TensorDataset(x), 4, num_workers=workers, transform=_failing_transform)
+        origin = "_failing_transform"
+    got = []
+    with pytest.raises(_Boom) as info:
+        for (xb,) in loader:
+            got.append(xb[:, 0].tolist())
+    assert len(got) == 3
+    assert origin in [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert not _workers()
+
+
+def test_errors_keep_the_transform_generator_where_they_left_it():
+    class Failing(RandomAffine):
+        def __call__(self, x):
+            out = super().__call__(x)  # draws, then fails: the draws stay drawn, as without workers
+            if x[0, 0, 0, 0] > 0.9:
+                raise _Boom("too bright")
+            return out
+
+    x = np.zeros((30, 1, 4, 4), np.float32)
+    x[15, 0, 0, 0] = 1.0  # the first sample of batch 3 (batches of 5, in sequence)
+    states = []
+    for workers in (0, 1, 2):
+        loader = DataLoader(TensorDataset(x), 5, num_workers=workers, transform=Failing(1, 5, seed=0))
+        with pytest.raises(_Boom):
+            list(loader)
+        states.append(loader.transform.generator.bit_generator.state)
+    assert states[0] == states[1] == states[2]
+    assert not _workers()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", None])
+def test_bad_num_workers(bad):
+    with pytest.raises(ZerogradError, match=r"num_workers must be a whole number >= 0"):
+        DataLoader(TensorDataset(np.zeros(3)), num_workers=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_bad_prefetch_factor(bad):
+    with pytest.raises(ZerogradError, match=r"prefetch_factor must be a whole number >= 1"):
+        DataLoader(TensorDataset(np.zeros(3)), num_workers=1, prefetch_factor=bad)
+
+
+def test_prefetch_factor_needs_workers_as_in_pytorch():
+    with pytest.raises(ZerogradError, match=r"prefetch_factor=2 needs background workers: pass num_workers=1"):
+        DataLoader(TensorDataset(np.zeros(3)), prefetch_factor=2)
+    assert DataLoader(TensorDataset(np.zeros(3))).prefetch_factor is None
+    assert DataLoader(TensorDataset(np.zeros(3)), num_workers=2).prefetch_factor == 2
+    assert DataLoader(TensorDataset(np.zeros(3)), num_workers=np.int64(1), prefetch_factor=5).prefetch_factor == 5
+
+
+def test_distributed_loader_takes_the_same_workers():
+    from zerograd import distributed as D  # rank and world_size given: no MPI needed
+
+    x = np.random.default_rng(0).random((9, 2, 2)).astype(np.float32)
+    for transform in (None, 1):
+        shares = {}
+        for workers in (0, 1, 2):
+            loaders = [D.DistributedLoader(TensorDataset(x, np.arange(9)), 4, shuffle=True, rank=r, world_size=2,
+                                           num_workers=workers,
+                                           transform=RandomAffine(1, 10, seed=3) if transform else None)
+                       for r in range(2)]
+            shares[workers] = [[b[k].tolist() for b in loader for k in range(2)] for loader in loaders
+                               for _ in range(2)]
+        assert shares[0] == shares[1] == shares[2]
+    assert not _workers()
+
+
+def test_a_half_read_epoch_at_interpreter_exit_does_not_hang(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from zerograd.datasets import DataLoader, RandomAffine, TensorDataset\n"
+        "loader = DataLoader(TensorDataset(np.zeros((100, 784), np.float32)), 10, num_workers=2,\n"
+        "                    transform=RandomAffine(seed=0))\n"
+        "held = iter(loader)\n"
+        "next(held)\n"
+    )
+    assert subprocess.run([sys.executable, str(script)], timeout=60).returncode == 0

@@ -11,7 +11,7 @@ import pytest
 
 from zerograd import functional as F
 from zerograd import optim
-from zerograd.datasets import load_mnist
+from zerograd.datasets import DataLoader, RandomAffine, TensorDataset, load_mnist
 from zerograd.models import MLP
 from zerograd.training import (
     LineReporter,
@@ -169,3 +169,40 @@ def test_evaluate_names_labels_the_model_cannot_produce(small):
     model = MLP(784, (16,), 10, seed=0)
     with pytest.raises(ShapeError, match="labels run from 0 to 12 but the model has 10 classes"):
         evaluate(model, small[1][0][:3], np.array([0, 1, 12]))
+
+
+def _augmented(small, tmp_path, name, train_data=None, **kwargs):
+    """A small run with augmentation: fit's own loader prepares batches in a worker thread unless given one."""
+    model = MLP(784, (32,), 10, dropout=0.2, seed=7)
+    opt = optim.Adam(model.parameters(), lr=2e-3)
+    history = fit(model, opt, train_data or small[0], small[1], batch_size=100, seed=3,
+                  transform=RandomAffine(2, 10, seed=4), checkpoint=tmp_path / name, **kwargs)
+    return model, history, load_checkpoint(tmp_path / name)[1]
+
+
+def test_augmented_fit_prefetches_and_equals_a_run_without_workers(small, tmp_path):
+    import threading
+
+    plain_loader = DataLoader(TensorDataset(*small[0]), batch_size=100, shuffle=True, seed=3,
+                              transform=RandomAffine(2, 10, seed=4))
+    # 50 iterations: the run ends in the middle of epoch 3, where a worker thread had batches ready ahead
+    for kwargs in ({"iterations": 50}, {"epochs": 2}):
+        plain_loader.generator.bit_generator.state = np.random.default_rng(3).bit_generator.state
+        plain_loader.transform.generator.bit_generator.state = np.random.default_rng(4).bit_generator.state
+        plain, plain_history, plain_meta = _augmented(small, tmp_path, "plain.safetensors", plain_loader, **kwargs)
+        ahead, history, meta = _augmented(small, tmp_path, "ahead.safetensors", **kwargs)
+        for (name, a), (_, b) in zip(plain.state_dict().items(), ahead.state_dict().items()):
+            assert np.array_equal(a, b), name
+        assert history.column("loss") == plain_history.column("loss")
+        assert meta["generators"] == plain_meta["generators"]  # shuffling, augmentation and dropout alike
+        assert not [t for t in threading.enumerate() if t.name.startswith("zerograd-DataLoader-worker")]
+
+
+def test_augmented_resume_equals_uninterrupted_run(small, tmp_path):
+    full, full_history, _ = _augmented(small, tmp_path, "full.safetensors", epochs=3)
+    _augmented(small, tmp_path, "half.safetensors", epochs=2)
+    resumed, history, meta = _augmented(small, tmp_path, "half.safetensors", epochs=3,
+                                        resume=tmp_path / "half.safetensors")
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert np.array_equal(a, b), name
+    assert history.column("loss") == full_history.column("loss") and meta["epoch"] == 3

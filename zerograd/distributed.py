@@ -13,14 +13,14 @@ mpi4py is imported on first use (`pip install "zerograd[mpi]"`); `import zerogra
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 import numpy as np
 
 from . import nn
 from .datasets import DataLoader
-from .datasets.loader import Batch, as_batch, collate
+from .datasets.loader import Batch, EpochPlan, as_batch, collate
 from .errors import ZerogradError
 from .tensor import Tensor
 
@@ -178,16 +178,19 @@ class DistributedLoader(DataLoader):
     contiguous shares; the last, smaller batch is cut the same way (a share may be empty when it has
     fewer samples than there are processes). `len(loader)` is the number of global batches. `transform`
     sees the whole global batch, so its random draws are those of a single process (each process then
-    keeps its share; the transform's own generator must start alike on every process).
+    keeps its share; the transform's own generator must start alike on every process). `num_workers` and
+    `prefetch_factor` prepare shares ahead in background threads, exactly as DataLoader's.
     """
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False, *,
                  generator: np.random.Generator | None = None, seed: int | None = None,
                  transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+                 rank: int | None = None, world_size: int | None = None,
+                 num_workers: int = 0, prefetch_factor: int | None = None) -> None:
         if generator is None and seed is None:
             seed = 0  # not zerograd's default generator: its entropy would differ between processes
-        super().__init__(dataset, batch_size, shuffle, drop_last, generator=generator, seed=seed, transform=transform)
+        super().__init__(dataset, batch_size, shuffle, drop_last, generator=generator, seed=seed, transform=transform,
+                         num_workers=num_workers, prefetch_factor=prefetch_factor)
         comm = init() if rank is None or world_size is None else None
         self.rank = int(comm.Get_rank()) if rank is None else int(rank)
         self.world_size = int(comm.Get_size()) if world_size is None else int(world_size)
@@ -197,26 +200,37 @@ class DistributedLoader(DataLoader):
             # the shares only fit together if every process shuffles alike: start from rank 0's state
             generator.bit_generator.state = comm.bcast(generator.bit_generator.state, root=0)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def _start_epoch(self) -> EpochPlan:
+        """The epoch's order (a permutation, or 0..N-1), drawn when it starts."""
         n = len(self.dataset)
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        get_batch = getattr(self.dataset, "get_batch", None)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
-            batch_indices = order[start : min(start + self.batch_size, n)]
-            lo, hi = shard_bounds(len(batch_indices), self.world_size, self.rank)
-            fetch = batch_indices if self.transform is not None else batch_indices[lo:hi]
-            if get_batch is not None:
-                batch = as_batch(get_batch(fetch))
-            elif len(fetch):
-                batch = collate([self.dataset[int(i)] for i in fetch])
-            else:  # an empty share: arrays with no rows but the dataset's sample shapes
-                batch = tuple(a[:0] for a in collate([self.dataset[0]]))
-            if self.transform is not None:
-                # the global batch, transformed as one process would, then cut to this process's share
-                batch = (np.asarray(self.transform(batch[0])), *batch[1:])
-                batch = tuple(a[lo:hi] for a in batch)
-            yield batch
+        return EpochPlan(order, n, len(self), getattr(self.dataset, "get_batch", None))
+
+    def _share(self, epoch: EpochPlan, index: int) -> tuple[np.ndarray, int, int]:
+        """The sample indices of global batch `index` and [lo, hi) of this process's share of it."""
+        start = index * self.batch_size
+        batch_indices = epoch.order[start : min(start + self.batch_size, epoch.size)]
+        lo, hi = shard_bounds(len(batch_indices), self.world_size, self.rank)
+        return batch_indices, lo, hi
+
+    def _fetch(self, epoch: EpochPlan, index: int) -> Batch:
+        """This process's share of global batch `index` (the whole global batch when there is a transform)."""
+        batch_indices, lo, hi = self._share(epoch, index)
+        fetch = batch_indices if self.transform is not None else batch_indices[lo:hi]
+        if epoch.get_batch is not None:
+            return as_batch(epoch.get_batch(fetch))
+        if len(fetch):
+            return collate([self.dataset[int(i)] for i in fetch])
+        # an empty share: arrays with no rows but the dataset's sample shapes
+        return tuple(a[:0] for a in collate([self.dataset[0]]))
+
+    def _finish(self, epoch: EpochPlan, index: int, batch: Batch) -> Batch:
+        """The global batch transformed as one process would, then cut to this process's share."""
+        if self.transform is not None:
+            _, lo, hi = self._share(epoch, index)
+            batch = (np.asarray(self.transform(batch[0])), *batch[1:])
+            batch = tuple(a[lo:hi] for a in batch)
+        return batch
 
 
 class _Bucket:

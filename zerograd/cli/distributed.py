@@ -64,8 +64,9 @@ class Job:
             )
         self.agree()
         self.training = True
+        # as fit's own loader: augmentation prepared in a background thread, behind the compute
         loader = DistributedLoader(TensorDataset(x, t), batch_size, shuffle=True, seed=seed, transform=transform,
-                                   rank=self.rank, world_size=self.size)
+                                   rank=self.rank, world_size=self.size, num_workers=1 if transform else 0)
         return loader, DistributedDataParallel(model, comm=self.comm)
 
 

@@ -59,7 +59,8 @@ def fit(
 ) -> History:
     """Trains `model` with `optimizer` for `epochs` passes (or `iterations` batches) over train_data.
 
-    train_data is (x (N, ...), t (N,)) or a DataLoader; test_data (x, t) is evaluated after every
+    train_data is (x (N, ...), t (N,)) or a DataLoader (with a `transform`, fit's own DataLoader prepares
+    batches in a background thread, num_workers=1: the same batches); test_data (x, t) is evaluated after every
     epoch. `scheduler.step()` runs once per epoch. `early_stopping=k` stops after k epochs without a
     better test accuracy. With `checkpoint`, a checkpoint is written after every epoch; `resume`
     continues from one. A NaN or infinite loss raises TrainingDiverged. With `parallel` (see Parallel),
@@ -70,8 +71,10 @@ def fit(
     if isinstance(train_data, DataLoader):
         loader = train_data
     else:
+        # The transform (augmentation) is the costly part of a batch: a worker thread prepares the next ones
+        # during the step; the batches and generator states are those of num_workers=0 (see DataLoader).
         loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True, seed=seed,
-                            transform=transform)
+                            transform=transform, num_workers=1 if transform is not None else 0)
     batches = len(loader)
     total_epochs = epochs if epochs is not None else math.ceil(iterations / batches)
     total_iterations = iterations if iterations is not None else total_epochs * batches
