@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
+from ..threads import batch_shards, parallel_map
 from .math import as_tensor
 
 IntPair = int | tuple[int, int]
@@ -211,6 +212,9 @@ class _Columns:
 
 
 class Conv2d(Function):
+    """Each thread convolves its shard of the batch (zerograd.threads.batch_shards) with its own columns and
+    buffers; backward likewise, the weight gradient summed over the shards in their order."""
+
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
         c = x.shape[1]
         o, wc, kh, kw = weight.shape
@@ -218,22 +222,48 @@ class Conv2d(Function):
         if wc != c:
             raise ShapeError(f"conv2d: input has {c} channels but the weight {weight.shape} expects {wc} "
                              f"(input shape {x.shape}; weight is (out_channels, in_channels, kh, kw))")
-        columns = _Columns(x, (kh, kw), stride, padding)
+        self.weight, self.stride, self.padding = weight, stride, padding
+        self.shards = batch_shards(len(x), x.size)
+        parts = parallel_map(lambda images: self._forward_shard(x[images], bias), self.shards)
+        # the weight's gradient needs each shard's columns (kept, or rebuilt from its input)
+        self.columns = [columns for _, columns in parts] if self.needs_input_grad[1] else None
+        h, w = x.shape[2:]
+        self.image_size = h, w
+        return parts[0][0] if len(parts) == 1 else np.concatenate([out for out, _ in parts])
+
+    def _forward_shard(self, x, bias):
+        o = self.weight.shape[0]
+        columns = _Columns(x, self.weight.shape[2:], self.stride, self.padding)
         keep = self.needs_input_grad[1] and columns.pitch == columns.ow and columns.depth < o
-        out = columns.correlate(weight.reshape(o, -1), bias, keep=keep)
-        if self.needs_input_grad[1]:  # the weight's gradient needs the columns (kept, or rebuilt from the input)
-            self.columns = columns
-        self.weight, self.padded_shape, self.stride, self.padding = weight, columns.padded_shape, stride, padding
-        return out
+        return columns.correlate(self.weight.reshape(o, -1), bias, keep=keep), columns
 
     def backward(self, g):
+        want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        parts = parallel_map(lambda k: self._backward_shard(g[self.shards[k]], k, want_gb), range(len(self.shards)))
+        self.columns = None  # free the padded input as soon as it has been used
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = parts[0][0] if len(parts) == 1 else np.concatenate([gx for gx, _ in parts])
+        if self.needs_input_grad[1]:
+            gwb_t = parts[0][1]
+            for _, part in parts[1:]:  # in shard order: the same sum on every run
+                gwb_t = gwb_t + part
+            depth = gwb_t.shape[0] - want_gb
+            gw = gwb_t[:depth].T.reshape(self.weight.shape)
+            if want_gb:
+                gb = gwb_t[depth]
+        elif want_gb:
+            gb = g.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+    def _backward_shard(self, g, k, want_gb):
+        """(input gradient, transposed [weight | bias] gradient (C*kh*kw [+ 1], O)) of shard k's images g."""
         o, c, kh, kw = self.weight.shape
         n, _, oh, ow = g.shape
         (ph, pw), (sh, sw) = self.padding, self.stride
-        gx = gw = gb = None
-        want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        gx = gwb_t = None
         if self.needs_input_grad[1]:
-            columns, depth = self.columns, c * kh * kw
+            columns, depth = self.columns[k], c * kh * kw
             if columns.kept is not None:
                 # columns kept by forward (N, C*kh*kw [+ 1 row of ones: the bias gradient], L): per image
                 # g (O, L) @ cols.T, summed over the images
@@ -252,24 +282,17 @@ class Conv2d(Function):
                     g_group = wide[: o * cols.shape[1]].reshape(o, m, oh, columns.pitch)
                     np.copyto(g_group[:, :, :, :ow], g[images].transpose(1, 0, 2, 3))
                     gwb_t += cols @ g_group.reshape(o, cols.shape[1]).T
-            gw = gwb_t[:depth].T.reshape(self.weight.shape)
-            if want_gb:
-                gb = gwb_t[depth]
-            self.columns = None  # free the padded input as soon as it has been used
-        elif want_gb:
-            gb = g.sum(axis=(0, 2, 3))
         if self.needs_input_grad[0]:  # skipped for the first layer, whose input is the images
-            h, w = self.padded_shape[2] - 2 * ph, self.padded_shape[3] - 2 * pw
+            h, w = self.image_size
             if (sh, sw) == (1, 1) and ph < kh and pw < kw:
                 # With stride 1 the input's gradient is itself a correlation: of g padded by k-1-p with
                 # the kernel flipped and its in/out channels swapped. One im2col copy and one product
                 # replace col2im's kh*kw read-modify-write passes over the image: 2-3x faster here.
                 w_flip = np.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
-                full = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw))
-                gx = full.correlate(w_flip)
+                gx = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw)).correlate(w_flip)
             else:  # col2im, a group of images at a time
                 g3 = g.reshape(n, o, oh * ow)
-                dx = np.zeros(self.padded_shape, dtype=np.result_type(g, self.weight))
+                dx = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.result_type(g, self.weight))
                 w2t = self.weight.reshape(o, -1).T
                 step = max(1, min(n, _CHUNK_BYTES // (c * kh * kw * oh * ow * dx.itemsize)))
                 for start in range(0, n, step):
@@ -277,7 +300,7 @@ class Conv2d(Function):
                     gcols = np.matmul(w2t, g3[images]).reshape(-1, c, kh, kw, oh, ow)
                     _col2im_add(dx[images], gcols, self.stride)
                 gx = dx[:, :, ph : ph + h, pw : pw + w]
-        return gx, gw, gb
+        return gx, gwb_t
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
@@ -321,38 +344,51 @@ class MaxPool2d(Function):
     The maximum is taken by elementwise np.maximum over one strided view per kernel offset, keeping
     the winning offset's index (int8) for backward: no copy of the windows, no argmax over a
     reshaped axis. When the windows tile the input (stride = kernel, no padding) the columns of each
-    window are reduced first and then its rows, on half-size intermediates.
+    window are reduced first and then its rows, on half-size intermediates. Each thread takes a shard
+    of the batch (zerograd.threads.batch_shards), writing its part of the output and of the gradient.
     """
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
-        kh, kw = kernel_size
         oh, ow = _output_size(x.shape, kernel_size, stride, padding, "max_pool2d")
         self.shape, self.kernel, self.stride, self.padding, self.out_size = (
             x.shape, kernel_size, stride, padding, (oh, ow))
         self.tiled = stride == kernel_size and padding == (0, 0)
         track = self.needs_input_grad[0]  # under no_grad only the maxima are needed, not where they were
+        out = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        self.shards = batch_shards(len(x), x.size)
+        self.args = parallel_map(lambda images: self._forward_shard(x[images], out[images], track), self.shards)
+        return out
+
+    def _forward_shard(self, x, out, track):
+        """Writes the maxima of images x into out; returns where they were (for backward)."""
+        (kh, kw), (oh, ow) = self.kernel, self.out_size
         if self.tiled:
             n, c = x.shape[:2]
             rows = x[:, :, : oh * kh]
-            cols, self.col_arg = self._reduce([rows[:, :, :, j : j + kw * (ow - 1) + 1 : kw] for j in range(kw)], track)
+            cols, col_arg = self._reduce([rows[:, :, :, j : j + kw * (ow - 1) + 1 : kw] for j in range(kw)], track)
             split = cols.reshape(n, c, oh, kh, ow)
-            out, self.row_arg = self._reduce([split[:, :, :, i] for i in range(kh)], track)
-            return out
-        xp = _pad(x, padding, -np.inf)  # padding never wins a maximum, as in PyTorch
-        self.padded_shape = xp.shape
-        out, self.arg = self._reduce([_offset(xp, i, j, stride, (oh, ow)) for i in range(kh) for j in range(kw)], track)
-        return out
+            row_arg = self._reduce([split[:, :, :, i] for i in range(kh)], track, out)[1]
+            return col_arg, row_arg
+        xp = _pad(x, self.padding, -np.inf)  # padding never wins a maximum, as in PyTorch
+        views = [_offset(xp, i, j, self.stride, (oh, ow)) for i in range(kh) for j in range(kw)]
+        return self._reduce(views, track, out)[1]
 
     @staticmethod
-    def _reduce(views: list[np.ndarray], track: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Elementwise maximum of same-shaped views and (if `track`) the index of the first view holding it."""
+    def _reduce(views: list[np.ndarray], track: bool,
+                out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Elementwise maximum of same-shaped views (into `out` if given) and, if `track`, the index of the first
+        view holding it."""
         if len(views) == 1:
-            return views[0].copy(), np.zeros(views[0].shape, dtype=np.int8) if track else None
+            if out is None:
+                out = views[0].copy()
+            else:
+                np.copyto(out, views[0])
+            return out, np.zeros(views[0].shape, dtype=np.int8) if track else None
         arg = None
         if track:  # the first pair directly: index 1 where the second is strictly greater
             gt = views[1] > views[0]
             arg = gt.view(np.int8) if len(views) <= 127 else gt.astype(np.int32)
-        m = np.maximum(views[0], views[1])
+        m = np.maximum(views[0], views[1], out=out)
         for code, v in enumerate(views[2:], start=2):
             if track:
                 _running_max(m, arg, v, code)
@@ -361,25 +397,32 @@ class MaxPool2d(Function):
         return m, arg
 
     def backward(self, g):
-        kh, kw = self.kernel
-        oh, ow = self.out_size
+        (kh, kw), (oh, ow) = self.kernel, self.out_size
+        exact = not self.tiled or (self.shape[2] == oh * kh and self.shape[3] == ow * kw)
+        gx = (np.empty if exact else np.zeros)(self.shape, dtype=g.dtype)  # else rows/columns left over get 0
+        parallel_map(lambda k: self._backward_shard(g[self.shards[k]], self.args[k], gx[self.shards[k]]),
+                     range(len(self.shards)))
+        return gx
+
+    def _backward_shard(self, g, arg, gx):
+        """Writes the gradient of the shard's images into gx, each window's to where its maximum was."""
+        (kh, kw), (oh, ow) = self.kernel, self.out_size
         if self.tiled:
+            col_arg, row_arg = arg
             n, c = g.shape[:2]
             g_rows = np.empty((n, c, oh, kh, ow), dtype=g.dtype)
             for i in range(kh):
-                np.multiply(g, self.row_arg == i, out=g_rows[:, :, :, i])
+                np.multiply(g, row_arg == i, out=g_rows[:, :, :, i])
             g_rows = g_rows.reshape(n, c, oh * kh, ow)
-            exact = self.shape[2] == oh * kh and self.shape[3] == ow * kw  # else rows/columns left over get 0
-            gx = (np.empty if exact else np.zeros)(self.shape, dtype=g.dtype)
             for j in range(kw):
-                np.multiply(g_rows, self.col_arg == j, out=gx[:, :, : oh * kh, j : j + kw * (ow - 1) + 1 : kw])
-            return gx
-        dx = np.zeros(self.padded_shape, dtype=g.dtype)
+                np.multiply(g_rows, col_arg == j, out=gx[:, :, : oh * kh, j : j + kw * (ow - 1) + 1 : kw])
+            return
+        (ph, pw), (h, w) = self.padding, self.shape[2:]
+        dx = np.zeros((len(g), self.shape[1], h + 2 * ph, w + 2 * pw), dtype=g.dtype)
         for i in range(kh):
             for j in range(kw):
-                _offset(dx, i, j, self.stride, (oh, ow))[...] += g * (self.arg == i * kw + j)
-        ph, pw = self.padding
-        return dx[:, :, ph : self.padded_shape[2] - ph, pw : self.padded_shape[3] - pw]
+                _offset(dx, i, j, self.stride, (oh, ow))[...] += g * (arg == i * kw + j)
+        gx[...] = dx[:, :, ph : ph + h, pw : pw + w]
 
 
 class AvgPool2d(Function):

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
+from ..threads import batch_shards, get_num_threads, parallel_map
 
 Axis = int | tuple[int, ...] | None
 
@@ -598,22 +599,59 @@ def logsumexp(a: Tensor, dim: Axis = None, keepdim: bool = False) -> Tensor:
 
 
 # --- fused affine layer ----------------------------------------------------------------------
+# Products of at least this many multiply-adds are split over the threads (a CNN's hidden layer: 43 M);
+# below it (the book's MLPs) one BLAS call is faster than waking a worker.
+_PARALLEL_MACS = 1 << 24
+
+
 class Linear(Function):
-    """x @ W.T + b in one node: one matmul each way and no broadcast bookkeeping."""
+    """x @ W.T + b in one node: one matmul each way and no broadcast bookkeeping.
+
+    A large product on a batch of rows is split into one shard of rows per thread (zerograd.threads); the
+    weight's gradient then adds the shards' parts in their order.
+    """
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        out = x @ weight.T
-        if bias is not None:
-            out += bias
+        self.shards = self._row_shards(x, weight)
+        if len(self.shards) == 1:
+            out = x @ weight.T
+            if bias is not None:
+                out += bias
+            return out
+        out = np.empty((len(x), len(weight)), dtype=np.result_type(x, weight))
+
+        def rows(s: slice) -> None:
+            np.matmul(x[s], weight.T, out=out[s])
+            if bias is not None:
+                out[s] += bias
+
+        parallel_map(rows, self.shards)
         return out
+
+    @staticmethod
+    def _row_shards(x: np.ndarray, weight: np.ndarray) -> list[slice]:
+        # get_num_threads() first, always: it also gives the cores to zerograd's threads (BLAS: one thread)
+        if get_num_threads() == 1 or x.ndim != 2 or x.shape[0] * weight.size < _PARALLEL_MACS:
+            return [slice(None)]
+        return batch_shards(len(x), x.size)
 
     def backward(self, g):
         x, w, needed = self.x, self.weight, self.needs_input_grad
-        gx = g @ w if needed[0] else None
-        if g.ndim != 2:  # (..., out): the weight sees every leading position as one more row
-            g, x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
-        gw = g.T @ x if needed[1] else None
+        if len(self.shards) > 1:
+            parts = parallel_map(lambda s: (g[s] @ w if needed[0] else None, g[s].T @ x[s] if needed[1] else None),
+                                 self.shards)
+            gx = np.concatenate([gx for gx, _ in parts]) if needed[0] else None
+            gw = None
+            if needed[1]:
+                gw = parts[0][1]
+                for _, part in parts[1:]:  # in shard order: the same sum on every run
+                    gw = gw + part
+        else:
+            gx = g @ w if needed[0] else None
+            if g.ndim != 2:  # (..., out): the weight sees every leading position as one more row
+                g, x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+            gw = g.T @ x if needed[1] else None
         gb = np.add.reduce(g, axis=0) if len(needed) > 2 and needed[2] else None
         return gx, gw, gb
 

@@ -1,0 +1,87 @@
+"""The operations that split a batch over threads: same results at every thread count, gradients checked in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import zerograd as zg
+from zerograd import functional as F
+from zerograd import gradcheck, threads
+from zerograd.functional import math as zmath
+
+
+@pytest.fixture
+def tiny_shards(monkeypatch):
+    """Shards of any size (and Linear's split from any size), so that small float64 checks take the parallel path."""
+    old = zg.get_num_threads()
+    monkeypatch.setattr(threads, "MIN_SHARD_SIZE", 1)
+    monkeypatch.setattr(zmath, "_PARALLEL_MACS", 1)
+    yield
+    zg.set_num_threads(old)
+
+
+def _conv_net(x: zg.Tensor, w1: zg.Tensor, b1: zg.Tensor, w2: zg.Tensor, lin: zg.Tensor) -> zg.Tensor:
+    """conv (pad 1) -> ReLU -> max-pool 2x2 -> conv (stride 2) -> flatten -> Linear: every split operation."""
+    h = F.max_pool2d(F.relu(F.conv2d(x, w1, b1, padding=1)), 2)
+    h = F.conv2d(h, w2, stride=2)
+    return F.linear(h.reshape(len(h), -1), lin)
+
+
+def _weights(rng: np.random.Generator, dtype: type) -> list[zg.Tensor]:
+    shapes = [(3, 5, 6, 6), (4, 5, 3, 3), (4,), (2, 4, 3, 3), (3, 2)]
+    return [zg.Tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in shapes]
+
+
+def _run(n_threads: int, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    zg.set_num_threads(n_threads)
+    tensors = [zg.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    out = _conv_net(*tensors)
+    (out * zg.Tensor(np.arange(out.data.size, dtype=out.dtype).reshape(out.shape))).sum().backward()
+    return [out.data] + [t.grad for t in tensors]
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_gradients_of_the_split_operations_in_float64(tiny_shards, n_threads):
+    zg.set_num_threads(n_threads)
+    rng = np.random.default_rng(0)
+    assert len(threads.batch_shards(3, 3 * 5 * 36)) == min(n_threads, 3)
+    assert gradcheck(_conv_net, *_weights(rng, np.float64))
+
+
+def test_every_thread_count_gives_the_same_result_within_float32_rounding(tiny_shards):
+    arrays = [t.data for t in _weights(np.random.default_rng(1), np.float32)]
+    one = _run(1, arrays)
+    for n in (2, 3):
+        for a, b in zip(one, _run(n, arrays)):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_a_given_thread_count_gives_bit_identical_results_run_after_run(tiny_shards):
+    arrays = [t.data for t in _weights(np.random.default_rng(2), np.float32)]
+    first, second = _run(2, arrays), _run(2, arrays)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(first, second))
+
+
+def test_elementwise_and_pooling_splits_add_nothing_up_so_they_are_exact(tiny_shards):
+    x = np.random.default_rng(3).standard_normal((6, 3, 8, 8)).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        zg.set_num_threads(n)
+        t = zg.Tensor(x, requires_grad=True)
+        y = F.max_pool2d(F.relu(t), 2)
+        (y * y).sum().backward()
+        results.append((y.data.tobytes(), t.grad.tobytes()))
+    assert results[0] == results[1] == results[2]
+
+
+def test_shards_cover_the_batch_in_order():
+    old = zg.get_num_threads()
+    try:
+        zg.set_num_threads(3)
+        shards = threads.batch_shards(10, 10 * threads.MIN_SHARD_SIZE)
+        assert shards == [slice(0, 3), slice(3, 6), slice(6, 10)]
+        assert threads.batch_shards(10, threads.MIN_SHARD_SIZE) == [slice(0, 10)]  # too little work to split
+        assert threads.batch_shards(0, 0) == [slice(0, 0)]
+    finally:
+        zg.set_num_threads(old)
