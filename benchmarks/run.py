@@ -1,10 +1,13 @@
 #!/usr/bin/env python
 """zerograd's benchmark suite (issue 8): B1-B6 for zerograd, a hand-written NumPy floor and PyTorch.
 
-    python benchmarks/run.py                        # all of B1-B6, the full counts (about 10 minutes)
+    python benchmarks/run.py                        # all of B1-B6 twice: at each framework's default threads,
+                                                    # then at one thread each; then the scaling report
     python benchmarks/run.py --quick                # smoke run: tiny iteration counts, small data
     python benchmarks/run.py --only B2,B3           # a subset (B5 needs B1-B3 and runs them)
-    python benchmarks/run.py --threads 2            # BLAS / OpenMP threads for every framework
+    python benchmarks/run.py --threads default      # one table: each framework at its own default
+    python benchmarks/run.py --threads 1            # one table: one thread each, every run on one CPU
+    python benchmarks/run.py --threads 2            # one table: BLAS / OpenMP / zerograd threads = 2 for all
     python benchmarks/run.py --frameworks zerograd,numpy
     python benchmarks/run.py --profile B2           # cProfile zerograd's B2 training step instead
 
@@ -15,8 +18,9 @@
   B4  inference on the 10,000 test images, batch 1000: the book's ch3 network, the default MLP,
       simple-cnn and deep-cnn (the pretrained weights where zerograd ships them)
   B5  peak memory (RSS) of the B1, B2 and B3 runs
-  B6  `zerograd train` end to end (the default MLP; --model simple-cnn), one epoch, against a plain
-      PyTorch loop doing the same (shuffled batches, Adam, cosine schedule, test evaluation, checkpoint)
+  B6  `zerograd train` end to end (the default MLP; --model simple-cnn; --model deep-cnn --no-augment), one
+      epoch, against a plain PyTorch loop doing the same (shuffled batches, Adam, cosine schedule, test
+      evaluation, checkpoint)
 
 Every run is a fresh worker process (`run.py --worker ...`) that imports only its own framework
 (`sides.py`, `numpy_floor.py`), so that import costs, thread pools and memory never mix. The
@@ -25,8 +29,14 @@ medians: of the times, and of the per-round ratios (each ratio pairs runs made s
 slow drift of a shared machine cancels). All frameworks start from the same weights (zerograd's
 seed-0 initialisation, or its pretrained files) and see the same batches. float32 throughout.
 
-Threads: --threads N (default: $OPENBLAS_NUM_THREADS, else the number of CPUs) sets
-OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS in every worker and torch.set_num_threads(N).
+Threads: --threads takes one or more settings, a table each (default: "default,1"). "default" runs every
+framework as a user gets it: OPENBLAS/GOTO/OMP/MKL/ZEROGRAD_NUM_THREADS removed from the workers'
+environment, no torch.set_num_threads call, no pinning. A number N sets OPENBLAS_NUM_THREADS,
+OMP_NUM_THREADS, MKL_NUM_THREADS and ZEROGRAD_NUM_THREADS to N in every worker and calls
+torch.set_num_threads(N); with N = 1 every run is pinned to one CPU. Each worker reports the threads it
+ran with (zerograd.get_num_threads(), torch.get_num_threads(), threadpoolctl's pools). With a table at
+one thread and one at more, a scaling report follows: B2's and B3's speedups and a modelled projection
+to 8 and 16 threads (see benchmarks/README.md).
 PyTorch is not a zerograd dependency: without it (`pip install torch==2.13.0` for the CPU build) its
 column stays empty. The JSON (--out, default benchmarks/results/latest.json) has every run.
 """
@@ -54,7 +64,18 @@ FRAMEWORKS = ("zerograd", "numpy", "torch")
 LABELS = {"zerograd": "zerograd", "numpy": "NumPy floor", "torch": "PyTorch"}
 BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6")
 B4_MODELS = ("book-ch3", "mlp", "simple-cnn", "deep-cnn")
-B6_MODELS = ("mlp", "simple-cnn")
+B6_MODELS = ("mlp", "simple-cnn", "deep-cnn")
+B6_BATCH = {"mlp": 128, "simple-cnn": 100, "deep-cnn": 100}  # `zerograd train`'s defaults: 128 (mlp), 100 (CNNs)
+# B6 deep-cnn: `zerograd train --model deep-cnn` augments by default (random shifts and rotations on a background
+# loader thread); a plain PyTorch loop has no augmentation without torchvision, so zerograd runs --no-augment and
+# both do the same work: the book's DeepConvNet with dropout 0.5, Adam, cosine schedule, batch 100.
+B6_FLAGS = {"deep-cnn": ["--no-augment"]}
+
+# The variables that set a thread count in one of the frameworks (zerograd reads ZEROGRAD_NUM_THREADS, else
+# OMP_NUM_THREADS; OpenBLAS OPENBLAS_NUM_THREADS, else GOTO_NUM_THREADS, else OMP_NUM_THREADS; PyTorch OMP and MKL):
+# removed from every worker's environment at default threads, set to N (GOTO_ left out) at N threads.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "ZEROGRAD_NUM_THREADS")
 
 # What `zerograd train` does for itself (see cli/malloc.py): a training step frees tens of MB that the next one
 # allocates again; with glibc's default, dynamic thresholds that memory goes back to the system (heap trimmed,
@@ -83,6 +104,15 @@ TARGETS: dict[str, dict[str, float]] = {
     **{f"B5 {b}": {"torch": 1.5} for b in ("B1", "B2", "B3")},
     **{f"B6 {m}": {"torch": 1.0} for m in B6_MODELS},
 }
+# issue "Every core": the targets at each framework's default threads (the other rows, and the NumPy-floor limits,
+# keep TARGETS'); at one (or N) thread(s), TARGETS
+DEFAULT_THREADS_TARGETS: dict[str, dict[str, float]] = {
+    **TARGETS,
+    **{rid: {**TARGETS[rid], "torch": limit} for rid, limit in
+       (("B1", 0.6), ("B2", 1.0), ("B3", 1.5), ("B6 simple-cnn", 1.0), ("B6 deep-cnn", 1.0))},
+}
+SPEEDUP_TARGET = {"B2": 1.7, "B3": 1.7}  # zerograd's speedup from one thread to its default threads (issue)
+PROJECTED_THREADS = (8, 16)  # the scaling report's modelled thread counts
 B1_MIN_ACCURACY = 0.97
 B4_SECONDS = 0.5  # each B4 worker times passes over the test images until this much (see _work)
 
@@ -95,8 +125,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of B1..B6")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                    help="comma-separated subset of zerograd,numpy,torch (torch is skipped when not installed)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for every framework (default: $OPENBLAS_NUM_THREADS, else the CPU count)")
+    p.add_argument("--threads", default="default,1",
+                   help="thread settings, comma-separated, one table each (default: 'default,1'): 'default' runs "
+                        "each framework at its own default threads (no OPENBLAS/GOTO/OMP/MKL/ZEROGRAD_NUM_THREADS, "
+                        "no torch.set_num_threads, no pinning), a number N gives every framework N threads "
+                        "(those variables = N, torch.set_num_threads(N)); with 1, every run is pinned to one CPU")
+    p.add_argument("--b6", default=",".join(B6_MODELS),
+                   help=f"comma-separated B6 models (default: {','.join(B6_MODELS)})")
     p.add_argument("--rounds", type=int, default=None, help="runs per framework and benchmark (default 3-5)")
     p.add_argument("--malloc", choices=["default", "keep"], default="default",
                    help="glibc's malloc for every run: 'default' leaves its own (dynamic) thresholds, as a "
@@ -105,9 +140,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "the next instead of going back to the system and being page-faulted in again (what "
                         "`zerograd train` does for itself); variables already set in the environment win")
     p.add_argument("--cpus", default=None,
-                   help="comma-separated CPU numbers every run is pinned to (default: with one thread, the "
-                        "first CPU this process may use, so that all frameworks run on the same core; with "
-                        "more threads, no pinning); 'none' for no pinning")
+                   help="comma-separated CPU numbers every run of every table is pinned to (default: in the "
+                        "one-thread table, the first CPU this process may use, so that all frameworks run on the "
+                        "same core; in the others, no pinning); 'none' for no pinning")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="what the table compares: wall time (default) or the CPU time of the timed part, "
                         "steadier on a busy machine with --threads 1 (B6: CPU time of the whole process); "
@@ -127,18 +162,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for f in args.frameworks:
         if f not in FRAMEWORKS:
             p.error(f"unknown framework {f!r}: choose from {', '.join(FRAMEWORKS)}")
-    if args.threads is None:
-        env = os.environ.get("OPENBLAS_NUM_THREADS", "")
-        args.threads = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
-    if args.threads < 1:
-        p.error("--threads must be at least 1")
+    settings: list[str | int] = []
+    for item in (x.strip().lower() for x in args.threads.split(",")):
+        if item != "default" and not (item.isdigit() and int(item) >= 1):
+            p.error(f"--threads takes 'default' or a number of threads of at least 1 (comma-separated), got {item!r}")
+        setting = item if item == "default" else int(item)
+        if setting not in settings:
+            settings.append(setting)
+    if not settings:
+        p.error("--threads needs at least one setting: default, or a number")
+    args.threads = settings
+    args.b6 = [m.strip() for m in args.b6.split(",") if m.strip()]
+    for m in args.b6:
+        if m not in B6_MODELS:
+            p.error(f"unknown B6 model {m!r}: choose from {', '.join(B6_MODELS)}")
     if args.pause is None:
         args.pause = 0.0 if args.quick else 0.5
     if args.rounds is not None and args.rounds < 1:
         p.error("--rounds must be at least 1")
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    args.allowed_cpus = allowed
     if args.cpus is None:
-        args.cpus = allowed[:1] if args.threads == 1 else []
+        pass  # per table: the first CPU at one thread, none otherwise (see _table_cpus)
     elif args.cpus.strip().lower() == "none":
         args.cpus = []
     else:
@@ -190,7 +235,8 @@ def _save_model(work: Path, key: str, model: Any, input_ndim: int, source: str) 
     return info
 
 
-def _build_models(work: Path, benches: list[str], x_check: np.ndarray) -> dict[str, dict[str, Any]]:
+def _build_models(work: Path, benches: list[str], x_check: np.ndarray,
+                  b6_models: tuple[str, ...] | list[str] = B6_MODELS) -> dict[str, dict[str, Any]]:
     """Every model the chosen benchmarks need, saved for the workers, with the floor checked against zerograd."""
     import numpy_floor
 
@@ -216,9 +262,11 @@ def _build_models(work: Path, benches: list[str], x_check: np.ndarray) -> dict[s
                 "simple-cnn": lambda: zm.SimpleConvNet(seed=0), "deep-cnn": lambda: zm.DeepConvNet(seed=0)}
         for name in B4_MODELS:
             wanted[f"b4-{name}"] = (lambda name=name: pretrained_or_new(name, news[name]), 4)
-    if "B6" in benches:  # the networks `zerograd train --seed 0` starts from
-        wanted["b6-mlp"] = (lambda: (zm.MLP(784, (256, 128), 10, seed=0), "seed 0"), 4)
-        wanted["b6-simple-cnn"] = (lambda: (zm.SimpleConvNet(seed=0), "seed 0"), 4)
+    if "B6" in benches:  # the networks `zerograd train --seed 0` starts from (deep-cnn: dropout 0.5, its default)
+        news6 = {"mlp": lambda: zm.MLP(784, (256, 128), 10, seed=0), "simple-cnn": lambda: zm.SimpleConvNet(seed=0),
+                 "deep-cnn": lambda: zm.DeepConvNet(seed=0)}
+        for name in b6_models:
+            wanted[f"b6-{name}"] = (lambda name=name: (news6[name](), "seed 0"), 4)
     infos = {}
     for key, (make, ndim) in wanted.items():
         model, source = make()
@@ -309,18 +357,33 @@ def _worker(payload: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def _zerograd_train(model: str, work: Path, quick: bool, r: int, env: dict[str, str]) -> dict[str, Any]:
+# `zerograd train` as `python -m zerograd train` runs it (the same main()), then the threads it ran with
+_ZEROGRAD_TRAIN = (
+    "import json, sys\n"
+    "here = sys.argv.pop(1)\n"  # the benchmarks folder (for run.threads_used); the rest is `zerograd`'s argv
+    "from zerograd.cli import main\n"
+    "code = main()\n"
+    "sys.path.insert(0, here)\n"
+    "from run import threads_used\n"
+    "print('THREADS ' + json.dumps(threads_used('zerograd')), flush=True)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _zerograd_train(model: str, work: Path, quick: bool, r: int, env: dict[str, str], tag: str) -> dict[str, Any]:
     """One `zerograd train` process, as a user runs it: its wall time, peak RSS and reported epoch time."""
-    out = work / f"b6-zg-{model}-{r}" / "model.safetensors"
-    cmd = [sys.executable, "-m", "zerograd", "train", "--model", model, "--epochs", "1", "--seed", "0",
-           "--quiet", "--json", "--out", str(out)]
+    out = work / f"b6-zg-{tag}-{model}-{r}" / "model.safetensors"
+    cmd = [sys.executable, "-c", _ZEROGRAD_TRAIN, str(HERE), "train", "--model", model, "--epochs", "1",
+           "--seed", "0", *B6_FLAGS.get(model, []), "--quiet", "--json", "--out", str(out)]
     if quick:
         cmd += ["--data", str(work / "b6-data")]
     ran = _run(cmd, env)
-    report = json.loads(ran["stdout"].strip().splitlines()[-1])
+    lines = ran["stdout"].strip().splitlines()
+    report = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+    threads = next((json.loads(line[len("THREADS "):]) for line in lines if line.startswith("THREADS ")), None)
     return {"seconds": report["train_seconds"], "accuracy": report["test_accuracy"],
             "wall_seconds": ran["wall_seconds"], "process_cpu_seconds": ran["cpu_seconds"],
-            "peak_rss_mb": ran["peak_rss_mb"]}
+            "peak_rss_mb": ran["peak_rss_mb"], "threads_used": threads}
 
 
 def _rounds(n: int, frameworks: list[str], run: Any, pause: float, label: str) -> dict[str, list[dict[str, Any]]]:
@@ -338,11 +401,12 @@ def _rounds(n: int, frameworks: list[str], run: Any, pause: float, label: str) -
 
 
 def _row(rid: str, name: str, unit: str, runs: dict[str, list[dict[str, Any]]], metric: str,
-         scale: float = 1.0, accuracy: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+         targets: dict[str, dict[str, float]], scale: float = 1.0, accuracy: str | None = None,
+         extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A table row: medians per framework, median per-round ratios, target check, every run."""
     values = {fw: [r[metric] * scale for r in rs] for fw, rs in runs.items()}
     row: dict[str, Any] = {"id": rid, "benchmark": name, "unit": unit, "median": {}, "runs": values,
-                           "ratio": {}, "ratio_runs": {}, "target": TARGETS.get(rid, {}), "accuracy": {}}
+                           "ratio": {}, "ratio_runs": {}, "target": targets.get(rid, {}), "accuracy": {}}
     for fw, vs in values.items():
         row["median"][fw] = statistics.median(vs)
     if "zerograd" in values:
@@ -359,21 +423,56 @@ def _row(rid: str, name: str, unit: str, runs: dict[str, list[dict[str, Any]]], 
     return row
 
 
-def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tuple[list[dict[str, Any]], dict]:
+def _table_env(env: dict[str, str], setting: str | int) -> dict[str, str]:
+    """The workers' environment for one thread setting: no thread variables at all ('default'), or all = N."""
+    env = {k: v for k, v in env.items() if k not in THREAD_VARIABLES}
+    if setting != "default":
+        for var in THREAD_VARIABLES:
+            if var != "GOTO_NUM_THREADS":  # OpenBLAS reads OPENBLAS_NUM_THREADS first
+                env[var] = str(setting)
+    return env
+
+
+def _table_cpus(args: argparse.Namespace, setting: str | int) -> list[int]:
+    """The CPUs a table's runs are pinned to: --cpus, else the first allowed CPU at one thread, else none."""
+    if args.cpus is not None:
+        return list(args.cpus)
+    return list(args.allowed_cpus[:1]) if setting == 1 else []
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str], setting: str | int,
+               infos: dict[str, dict[str, Any]], tag: str) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """One table: every chosen benchmark at one thread setting; returns its rows and the threads each framework
+    reported (distinct reports per framework)."""
     counts = dict(COUNTS["quick" if args.quick else "full"])
     if args.rounds:
         counts.update({k: args.rounds for k in counts if k.endswith("_rounds")})
-    benches = list(args.only)
-    if "B5" in benches:
-        benches += [b for b in ("B1", "B2", "B3") if b not in benches]
+    benches = _benches(args)
+    targets = DEFAULT_THREADS_TARGETS if setting == "default" else TARGETS
     trained = [f for f in args.frameworks]  # B1-B4 run every framework
     cpu = "cpu_" if args.clock == "cpu" else ""
-    x_check = np.load(work / "x_test.npy")[:100]
-    print("preparing data and models ...", file=sys.stderr, flush=True)
-    infos = _build_models(work, benches, x_check)
     rows: list[dict[str, Any]] = []
     runs_by_bench: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    base = {"work": str(work), "threads": args.threads, "quick": args.quick}
+    used: dict[str, list[Any]] = {}
+    base = {"work": str(work), "threads": None if setting == "default" else setting, "quick": args.quick,
+            "tag": tag}
+
+    def rounds(n: int, frameworks: list[str], run: Any, label: str) -> dict[str, list[dict[str, Any]]]:
+        runs = _rounds(n, frameworks, run, args.pause, f"[{tag}] {label}")
+        for fw, rs in runs.items():
+            used.setdefault(fw, []).extend(r.get("threads_used") for r in rs)
+        return runs
+
+    def threads_of(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+        return {fw: _distinct([r.get("threads_used") for r in rs]) for fw, rs in runs.items()}
 
     def check(fw: str, key: str, res: dict[str, Any]) -> None:
         if "check_logits" in res:
@@ -398,60 +497,221 @@ def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str]) -> tup
             check(fw, cfg["model"], res)
             return res
 
-        runs = _rounds(counts[f"{bench.lower()}_rounds"], trained, one, args.pause, bench)
-        runs_by_bench[bench] = runs
+        runs_by_bench[bench] = rounds(counts[f"{bench.lower()}_rounds"], trained, one, bench)
     if "B1" in args.only:
         rows.append(_row("B1", "TwoLayerNet 784-50-10 ReLU, SGD lr 0.1, batch 100, "
                          f"{counts['b1_iterations']:,} iterations", "s", runs_by_bench["B1"], cpu + "seconds",
-                         accuracy="accuracy"))
+                         targets, accuracy="accuracy", extra={"threads_used": threads_of(runs_by_bench["B1"])}))
     for bench, name in (("B2", "SimpleConvNet, Adam lr 1e-3, batch 100"),
                         ("B3", "DeepConvNet, Adam lr 1e-3, batch 100")):
         if bench in args.only:
-            rows.append(_row(bench, name, "ms / iteration", runs_by_bench[bench], cpu + "seconds_per_iteration", 1e3))
+            runs = runs_by_bench[bench]
+            extra: dict[str, Any] = {"threads_used": threads_of(runs),
+                                     "wall_median_ms": {fw: statistics.median(r["seconds_per_iteration"] for r in rs)
+                                                        * 1e3 for fw, rs in runs.items()}}
+            zg = runs.get("zerograd", [])
+            if zg and all(r.get("regions") for r in zg):  # zerograd's parallel regions per step and their cost
+                extra["zerograd_regions"] = statistics.median(r["regions"]["regions"] for r in zg)
+                lists = [r["regions"]["list"] for r in zg]
+                if lists[0] and all(len(x) == len(lists[0]) for x in lists):  # [items, cap, median seconds] each
+                    extra["zerograd_region_profile"] = [[items, cap, statistics.median(x[i][2] for x in lists)]
+                                                        for i, (items, cap, _) in enumerate(lists[0])]
+                costs = [r["region_cost"] for r in zg if r.get("region_cost")]
+                if costs:
+                    extra["zerograd_region_cost"] = {
+                        "threads": costs[0]["threads"],
+                        "region_us": statistics.median(c["region_us"] for c in costs),
+                        "submit_us": statistics.median(c["submit_us"] for c in costs)}
+            rows.append(_row(bench, name, "ms / iteration", runs, cpu + "seconds_per_iteration", targets, 1e3,
+                             extra=extra))
     if "B4" in benches:
         keys = [f"b4-{m}" for m in B4_MODELS]
         batch4 = min(1000, counts["b4_images"])
-        runs = _rounds(counts["b4_rounds"], trained,
-                       lambda fw, r: _worker({**base, "bench": "B4", "framework": fw, "models": keys,
-                                              "images": counts["b4_images"], "batch": batch4}, env),
-                       args.pause, "B4")
+        runs = rounds(counts["b4_rounds"], trained,
+                      lambda fw, r: _worker({**base, "bench": "B4", "framework": fw, "models": keys,
+                                             "images": counts["b4_images"], "batch": batch4}, env), "B4")
         for m, key in zip(B4_MODELS, keys):
             per_model = {fw: [res["models"][key] for res in rs] for fw, rs in runs.items()}
             for fw, rs in per_model.items():
                 for res in rs:
                     check(fw, key, res)
             rows.append(_row(f"B4 {m}", f"inference, {counts['b4_images']:,} test images, batch {batch4}, {m} "
-                             f"({infos[key]['source']})", "s", per_model, cpu + "seconds", accuracy="accuracy"))
+                             f"({infos[key]['source']})", "s", per_model, cpu + "seconds", targets,
+                             accuracy="accuracy", extra={"threads_used": threads_of(runs)}))
     if "B5" in benches:
         for bench in ("B1", "B2", "B3"):
             rows.append(_row(f"B5 {bench}", f"peak RSS of the {bench} run (the whole process: "
                              "interpreter, framework, data, training)", "MB", runs_by_bench[bench], "peak_rss_mb",
+                             targets,
                              extra={"rss_after_setup_mb": {fw: statistics.median(r["rss_setup_mb"] for r in rs)
                                                            for fw, rs in runs_by_bench[bench].items()}}))
     if "B6" in benches:
         sides = [f for f in args.frameworks if f in ("zerograd", "torch")]
-        for m in B6_MODELS:
+        for m in args.b6:
             def one6(fw: str, r: int, m: str = m) -> dict[str, Any]:
                 if fw == "zerograd":
-                    return _zerograd_train(m, work, args.quick, r, env)
+                    return _zerograd_train(m, work, args.quick, r, env, tag)
                 return _worker({**base, "bench": "B6", "framework": fw, "model": f"b6-{m}", "seed": r,
-                                "lr": 1e-3, "batch": 128, "epochs": 1}, env)
+                                "lr": 1e-3, "batch": B6_BATCH[m], "epochs": 1}, env)
 
-            runs = _rounds(counts["b6_rounds"], sides, one6, args.pause, f"B6 {m}")
-            rows.append(_row(f"B6 {m}", f"`zerograd train --model {m} --epochs 1` vs a plain PyTorch loop "
+            runs = rounds(counts["b6_rounds"], sides, one6, f"B6 {m}")
+            flags = " ".join(["--model", m, *B6_FLAGS.get(m, []), "--epochs", "1"])
+            rows.append(_row(f"B6 {m}", f"`zerograd train {flags}` vs a plain PyTorch loop "
                              + ("(CPU seconds of the whole process)" if cpu else
                                 "(seconds of the epoch, test evaluation included)"),
-                             "s" if cpu else "s / epoch", runs, "process_cpu_seconds" if cpu else "seconds",
+                             "s" if cpu else "s / epoch", runs, "process_cpu_seconds" if cpu else "seconds", targets,
                              accuracy="accuracy",
                              extra={"wall_seconds": {fw: statistics.median(r["wall_seconds"] for r in rs)
-                                                     for fw, rs in runs.items()}}))
+                                                     for fw, rs in runs.items()},
+                                    "batch": B6_BATCH[m], "threads_used": threads_of(runs)}))
     for row in rows:  # B1's accuracy is part of its target
         if row["id"] == "B1" and not args.quick and row["accuracy"]:
             row["accuracy_target"] = B1_MIN_ACCURACY
             if row["met"] is not None or row["accuracy"]:
                 row["met"] = bool(row["met"] is not False and min(row["accuracy"].values()) >= B1_MIN_ACCURACY)
-    models = {k: {kk: vv for kk, vv in v.items() if kk != "reference_logits"} for k, v in infos.items()}
-    return rows, models
+    return rows, {fw: _distinct(reports) for fw, reports in used.items()}
+
+
+def _benches(args: argparse.Namespace) -> list[str]:
+    """The benchmarks to run: --only, with B1-B3 for B5."""
+    benches = list(args.only)
+    if "B5" in benches:
+        benches += [b for b in ("B1", "B2", "B3") if b not in benches]
+    if not args.b6 and "B6" in benches:
+        benches.remove("B6")
+    return benches
+
+
+# --- the threads each framework ran with, and the scaling report ----------------------------------------------
+def threads_used(framework: str) -> dict[str, Any]:
+    """In a worker, after its run: the framework's own thread count and the thread pools threadpoolctl finds."""
+    out: dict[str, Any] = {}
+    if framework == "zerograd":
+        import zerograd
+
+        out["zerograd"] = zerograd.get_num_threads()
+    elif framework == "torch":
+        import torch
+
+        out["torch"] = torch.get_num_threads()
+        out["torch_interop"] = torch.get_num_interop_threads()
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # optional: the pools stay unknown
+        out["pools"] = None
+    else:
+        out["pools"] = sorted(({"api": i["user_api"], "library": i["internal_api"], "threads": i["num_threads"]}
+                               for i in threadpool_info()), key=lambda pool: (pool["api"], pool["library"]))
+    return out
+
+
+def _pool_threads(report: dict[str, Any] | None, api: str) -> list[int]:
+    if not report or not report.get("pools"):
+        return []
+    return [pool["threads"] for pool in report["pools"] if pool["api"] == api]
+
+
+def _framework_threads(fw: str, report: dict[str, Any] | None) -> int | None:
+    """The threads a framework computed with, from one worker's report: zerograd's and PyTorch's own count, the
+    NumPy floor's BLAS threads (None when unknown)."""
+    if not report:
+        return None
+    if fw in ("zerograd", "torch"):
+        return report.get(fw)
+    blas = _pool_threads(report, "blas")
+    return max(blas) if blas else None
+
+
+def _describe_threads(fw: str, reports: list[Any]) -> str:
+    """'zerograd 2 threads (BLAS 1)': what a framework's workers reported, distinct values joined by '/'."""
+    reports = [r for r in reports if r]
+    if not reports:
+        return f"{LABELS[fw]} ? threads"
+
+    def join(values: list[Any]) -> str:
+        values = _distinct([v for v in values if v is not None])
+        return "/".join(map(str, values)) if values else "?"
+
+    blas = join([t for r in reports for t in _pool_threads(r, "blas")])
+    if fw == "zerograd":
+        return f"zerograd {_threads(join([r.get('zerograd') for r in reports]))} (its BLAS {blas})"
+    if fw == "torch":
+        omp = join([t for r in reports for t in _pool_threads(r, "openmp")])
+        return (f"PyTorch {_threads(join([r.get('torch') for r in reports]))} (OpenMP {omp}, "
+                f"interop {join([r.get('torch_interop') for r in reports])})")
+    return f"NumPy floor {_threads(blas)} (its BLAS)"
+
+
+def _threads(count: str) -> str:
+    return f"{count} thread" + ("" if count == "1" else "s")
+
+
+def _scaling(tables: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """B2's and B3's speedup from the one-thread table to the first table at more threads, and a model of 8 and 16
+    threads fitted to the two times (benchmarks/README.md states it): T(n) = S + P * f(n) + R * o(n), where
+    f(n) = 1/n, except for zerograd, whose regions split at most `cap` ways: f(n) = sum of w_i / min(n, cap_i)
+    over its regions, w_i their shares of the parallel work; R regions per step at o(n) each (zerograd only)."""
+    one = next((t for t in tables if t["threads"] == 1), None)
+    more = next((t for t in tables if t["threads"] != 1), None)
+    if one is None or more is None:
+        return None
+    out: dict[str, Any] = {"from": one["label"], "to": more["label"], "clock": "wall", "rows": [],
+                           "projected_threads": list(PROJECTED_THREADS)}
+    rows1 = {r["id"]: r for r in one["rows"]}
+    rowsn = {r["id"]: r for r in more["rows"]}
+    for bench in ("B2", "B3"):
+        if bench not in rows1 or bench not in rowsn:
+            continue
+        r1, rn = rows1[bench], rowsn[bench]
+        for fw in r1["wall_median_ms"]:
+            if fw not in rn["wall_median_ms"]:
+                continue
+            t1, tn = r1["wall_median_ms"][fw], rn["wall_median_ms"][fw]
+            counts = _distinct([_framework_threads(fw, rep) for rep in rn["threads_used"].get(fw, [])])
+            n = counts[0] if len(counts) == 1 else None
+            entry: dict[str, Any] = {"bench": bench, "framework": fw, "t1_ms": t1, "tn_ms": tn, "threads": n,
+                                     "speedup": t1 / tn}
+            if fw == "zerograd" and bench in SPEEDUP_TARGET:
+                entry["target"] = SPEEDUP_TARGET[bench]
+                entry["met"] = entry["speedup"] >= SPEEDUP_TARGET[bench]
+            if n is not None and n >= 2:
+                entry.update(_project(t1, tn, n, rn if fw == "zerograd" else {}))
+            out["rows"].append(entry)
+    return out if out["rows"] else None
+
+
+def _project(t1: float, tn: float, n: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The model's fit and projection (ms) for one framework; `row` has zerograd's regions (else {})."""
+    regions, cost = row.get("zerograd_regions", 0.0), row.get("zerograd_region_cost")
+    profile = row.get("zerograd_region_profile") or []
+    out: dict[str, Any] = {}
+
+    def overhead_ms(k: int) -> float:
+        # o(k) = o(N) + (k - N) * submit: one more ThreadPoolExecutor.submit per further worker to wake
+        if cost is None or k < 2:
+            return 0.0
+        return regions * max(0.0, cost["region_us"] + (k - n) * cost["submit_us"]) / 1e3
+
+    # each region's share of the parallel work: its time at N threads less the empty region's, times its split
+    o_n = cost["region_us"] / 1e6 if cost else 0.0
+    work = [(max(0.0, seconds - o_n) * min(n, items), cap) for items, cap, seconds in profile]
+    total = sum(w for w, _ in work)
+
+    def f(k: int) -> float:  # the parallel work's time at k threads, as a fraction of its time at one
+        if total <= 0:
+            return 1 / k
+        return sum(w / total / min(k, cap if cap else k) for w, cap in work)
+
+    if cost is not None:
+        out.update(regions_per_step=regions, region_us=cost["region_us"], submit_us=cost["submit_us"])
+    if total > 0:
+        capped = {k: sum(w for w, cap in work if cap and cap < k) / total for k in PROJECTED_THREADS}
+        out["capped_share"] = {str(k): v for k, v in capped.items()}  # parallel work whose regions split < k ways
+    parallel = min(t1, max(0.0, (t1 - tn + overhead_ms(n)) / (1 - f(n))))
+    serial = t1 - parallel
+    out["serial_fraction"] = serial / t1
+    out["projection_ms"] = {str(k): serial + parallel * f(k) + overhead_ms(k) for k in PROJECTED_THREADS}
+    return out
 
 
 def _environment(args: argparse.Namespace) -> dict[str, Any]:
@@ -475,11 +735,9 @@ def _environment(args: argparse.Namespace) -> dict[str, Any]:
     import zerograd
 
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
-            "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "blas": blas,
-            "zerograd": zerograd.__version__, "torch": torch_version, "threads": args.threads,
-            "pinned_cpus": args.cpus,
-            "thread_variables": ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                 "torch.set_num_threads"],
+            "cpus": os.cpu_count(), "allowed_cpus": args.allowed_cpus, "python": platform.python_version(),
+            "numpy": np.__version__, "blas": blas, "zerograd": zerograd.__version__, "torch": torch_version,
+            "threads": args.threads, "thread_variables": [*THREAD_VARIABLES, "torch.set_num_threads"],
             "load_average_before": list(os.getloadavg()), "quick": args.quick, "clock": args.clock}
 
 
@@ -491,23 +749,29 @@ def _fmt(v: float | None, unit: str = "") -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The results as a Markdown table (and the environment line above it)."""
-    env = result["environment"]
-    fws = result["frameworks"]
-    lines = [f"{env['date']}; {env['cpu']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
-             f"({env['blas']}), PyTorch {env['torch'] or 'not run'}; {env['threads']} thread(s) per framework"
-             + (f" pinned to CPU {','.join(map(str, env['pinned_cpus']))}; " if env.get("pinned_cpus") else "; ")
-             + ("malloc " + " ".join(f"{k}={v}" for k, v in env["malloc"].items()) + "; " if env.get("malloc")
-                else "glibc malloc defaults; ")
-             + f"load average {env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after; "
-             + ("CPU time (process_time of the timed part)" if env["clock"] == "cpu" else "wall time")
-             + ("; --quick (smoke run, not a measurement)" if env["quick"] else ""), ""]
+def _table_label(setting: str | int) -> str:
+    return "default threads" if setting == "default" else f"{setting} thread{'s' if setting != 1 else ''}"
+
+
+def _table_markdown(table: dict[str, Any], fws: list[str]) -> str:
+    """One table: its first line says how the threads were set and which each framework ran with."""
+    setting = table["threads"]
+    if setting == "default":
+        how = ("**Default threads**, each framework as a user runs it (no OPENBLAS/GOTO/OMP/MKL/ZEROGRAD_NUM_THREADS, "
+               "no torch.set_num_threads)")
+    else:
+        how = (f"**{_table_label(setting)} per framework** (OPENBLAS/OMP/MKL/ZEROGRAD_NUM_THREADS={setting}, "
+               f"torch.set_num_threads({setting}))")
+    ran = ", ".join(_describe_threads(fw, table["threads_used"].get(fw, [])) for fw in fws
+                    if fw in table["threads_used"])
+    pinned = (f"pinned to CPU {','.join(map(str, table['pinned_cpus']))}" if table["pinned_cpus"] else "not pinned")
+    lines = [f"{how}: ran with {ran or 'nothing'}; {pinned}; load average {table['load_average_before'][0]:.2f} "
+             f"before, {table['load_average_after'][0]:.2f} after; {table['seconds']:.0f} s", ""]
     head = ["", "benchmark", "unit"] + [LABELS[f] for f in fws]
     ratios = [f for f in ("torch", "numpy") if f in fws and "zerograd" in fws]
     head += [f"zerograd / {LABELS[f]}" for f in ratios] + ["target", "met", "accuracy"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in result["rows"]:
+    for row in table["rows"]:
         cells = [row["id"], row["benchmark"], row["unit"]]
         cells += [_fmt(row["median"].get(f), row["unit"]) for f in fws]
         cells += [f"**{row['ratio'][f]:.2f}**" if f in row["ratio"] else "-" for f in ratios]
@@ -517,8 +781,73 @@ def markdown(result: dict[str, Any]) -> str:
         cells += [target or "-", {True: "yes", False: "**no**", None: "-"}[row["met"]]]
         cells.append(" / ".join(f"{row['accuracy'][f]:.4f}" for f in fws if f in row["accuracy"]) or "-")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Times are medians over rounds of fresh processes, the frameworks taking turns; ratios are "
-              "medians of the per-round ratios (< 1: zerograd faster). Accuracy in the order of the columns."]
+    note = ("Times are medians over rounds of fresh processes, the frameworks taking turns; ratios are medians of "
+            "the per-round ratios (< 1: zerograd faster). Accuracy in the order of the columns.")
+    b6 = [row for row in table["rows"] if row["id"].startswith("B6")]
+    if b6:
+        note += (" B6: batches of " + ", ".join(f"{row['batch']} ({row['id'][3:]})" for row in b6)
+                 + ", `zerograd train`'s defaults, in both loops.")
+    if any(row["id"] == "B6 deep-cnn" for row in b6):
+        note += (" B6 deep-cnn: `zerograd train` runs with --no-augment (by default it augments deep-cnn's images on "
+                 "a background loader thread) and the PyTorch loop does not augment either: both train the book's "
+                 "DeepConvNet with dropout 0.5 on the same images, so the row compares the frameworks, not the "
+                 "augmentation.")
+    return "\n".join(lines + ["", note])
+
+
+def _scaling_markdown(scaling: dict[str, Any]) -> str:
+    ks = scaling["projected_threads"]
+    lines = [f"**Scaling** from {scaling['from']} to {scaling['to']}: wall time per training step, speedup = time at "
+             "1 thread / time at N threads (N: the threads the framework ran with). The projection to "
+             f"{' and '.join(map(str, ks))} threads is a **model, not a measurement**: T(n) = S + P/n (Amdahl) fitted "
+             "to the two measured times; for zerograd, each parallel region's share of P divided by min(n, the "
+             "most shards its batch split can make), plus R regions per step at o(n) each (benchmarks/README.md "
+             "states the assumptions). A speedup below 1 fits as no parallel part.", ""]
+    head = ["", "framework", "1 thread, ms", "N threads, ms", "N", "speedup", "target", "met", "serial fraction"]
+    head += [f"model: {k} threads, ms" for k in ks] + [f"model speedup at {' / '.join(map(str, ks))}"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in scaling["rows"]:
+        proj = e.get("projection_ms")
+        cells = [e["bench"], LABELS[e["framework"]], _fmt(e["t1_ms"]), _fmt(e["tn_ms"]), str(e["threads"] or "?"),
+                 f"**{e['speedup']:.2f}x**", f"≥ {e['target']}x" if "target" in e else "-",
+                 {True: "yes", False: "**no**", None: "-"}[e.get("met")],
+                 f"{e['serial_fraction']:.2f}" if "serial_fraction" in e else "-"]
+        cells += [_fmt(proj[str(k)]) if proj else "-" for k in ks]
+        cells.append(" / ".join(f"{e['t1_ms'] / proj[str(k)]:.1f}x" for k in ks) if proj else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    zg = [e for e in scaling["rows"] if "regions_per_step" in e]
+    if zg:
+        lines += ["", "zerograd's parallel regions (parallel_map calls that woke its pool, counted in a warm-up step): "
+                  + ", ".join(f"{e['bench']} {e['regions_per_step']:.0f} per step" for e in zg)
+                  + "; an empty region costs "
+                  + ", ".join(f"{e['region_us']:.0f} µs" for e in zg)
+                  + f" at {zg[0]['threads']} threads, and each further worker one ThreadPoolExecutor.submit ("
+                  + ", ".join(f"{e['submit_us']:.0f} µs" for e in zg) + "): o(n) = o(N) + (n - N) · submit."]
+        capped = [e for e in zg if e.get("capped_share")]
+        if capped:
+            lines[-1] += (" Its batch splits stop at 32,768 numbers a shard (batch_shards), so part of the parallel "
+                          "work cannot use all the threads: " + "; ".join(
+                              f"{e['bench']} " + ", ".join(f"{100 * e['capped_share'][str(k)]:.0f} % at {k} threads"
+                                                           for k in ks) for e in capped)
+                          + " (the model divides that work by the split, not by n).")
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as Markdown: the environment line, a table per thread setting, the scaling report."""
+    env = result["environment"]
+    fws = result["frameworks"]
+    lines = [f"{env['date']}; {env['cpu']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
+             f"({env['blas']}), PyTorch {env['torch'] or 'not run'}, zerograd {env['zerograd']}; "
+             + ("malloc " + " ".join(f"{k}={v}" for k, v in env["malloc"].items()) + "; " if env.get("malloc")
+                else "glibc malloc defaults; ")
+             + ("CPU time (process_time of the timed part)" if env["clock"] == "cpu" else "wall time")
+             + f"; {env['suite_seconds']:.0f} s in all"
+             + ("; --quick (smoke run, not a measurement)" if env["quick"] else "")]
+    for table in result["tables"]:
+        lines += ["", _table_markdown(table, fws)]
+    if result.get("scaling"):
+        lines += ["", _scaling_markdown(result["scaling"])]
     return "\n".join(lines)
 
 
@@ -539,13 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.frameworks:
         print("no framework left to run", file=sys.stderr)
         return 1
-    if args.cpus:
-        # On a shared (virtual) machine the cores are not equally fast from one minute to the next: runs
-        # that take turns on one core compare the frameworks on the same hardware. Workers inherit this.
-        os.sched_setaffinity(0, set(args.cpus))
     env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if args.malloc == "keep":  # the same for every framework (PyTorch's tensors come from malloc too)
         for var, value in MALLOC_KEEP.items():
@@ -553,16 +876,41 @@ def main(argv: list[str] | None = None) -> int:
     environment = _environment(args)
     environment["malloc"] = {var: env[var] for var in MALLOC_KEEP if var in env}
     start = time.perf_counter()
+    tables: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="zerograd-bench-") as tmp:
         work = Path(tmp)
         _write_data(work, args.quick)
-        rows, models = _run_suite(args, work, env)
+        print("preparing data and models ...", file=sys.stderr, flush=True)
+        infos = _build_models(work, _benches(args), np.load(work / "x_test.npy")[:100], args.b6)
+        for setting in args.threads:
+            cpus = _table_cpus(args, setting)
+            # On a shared (virtual) machine the cores are not equally fast from one minute to the next: runs that
+            # take turns on one core compare the frameworks on the same hardware. The workers inherit this.
+            if args.allowed_cpus:
+                os.sched_setaffinity(0, set(cpus or args.allowed_cpus))
+            table_env = _table_env(env, setting)
+            tag = "default" if setting == "default" else f"{setting}t"
+            print(f"{_table_label(setting)}{', pinned to CPU ' + ','.join(map(str, cpus)) if cpus else ''} ...",
+                  file=sys.stderr, flush=True)
+            table_start, load_before = time.perf_counter(), list(os.getloadavg())
+            try:
+                rows, used = _run_suite(args, work, table_env, setting, infos, tag)
+            finally:
+                if args.allowed_cpus:
+                    os.sched_setaffinity(0, set(args.allowed_cpus))
+            tables.append({"threads": setting, "label": _table_label(setting), "pinned_cpus": cpus,
+                           "environment_variables": {var: table_env.get(var) for var in THREAD_VARIABLES},
+                           "torch_set_num_threads": None if setting == "default" else setting,
+                           "threads_used": used, "load_average_before": load_before,
+                           "load_average_after": list(os.getloadavg()),
+                           "seconds": round(time.perf_counter() - table_start, 1), "rows": rows})
     environment["load_average_after"] = list(os.getloadavg())
     environment["suite_seconds"] = round(time.perf_counter() - start, 1)
+    models = {k: {kk: vv for kk, vv in v.items() if kk != "reference_logits"} for k, v in infos.items()}
     result = {"environment": environment, "frameworks": args.frameworks,
               "settings": {"only": args.only, "quick": args.quick, "rounds": args.rounds, "pause": args.pause,
-                           "clock": args.clock},
-              "rows": rows, "models": models}
+                           "clock": args.clock, "threads": args.threads, "b6": args.b6},
+              "tables": tables, "scaling": _scaling(tables), "models": models}
     result["markdown"] = markdown(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -625,6 +973,7 @@ def _work(p: dict[str, Any]) -> int:
     else:
         out = _work_train(p, work, side)
     out["vm_hwm_mb"] = _proc_status_mb("VmHWM")  # the peak as the process itself sees it, to cross-check
+    out["threads_used"] = threads_used(p["framework"])
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 
@@ -666,13 +1015,19 @@ def _work_train(p: dict[str, Any], work: Path, side: Any) -> dict[str, Any]:
         out["accuracy"] = float((logits.argmax(axis=1) == t_test).mean())
         return out
     batches = [(x[i:i + batch], t[i:i + batch]) for i in range(0, len(x), batch)]
+    counting = hasattr(side, "count_regions")  # zerograd: its parallel regions, counted in the last warm-up step
     for i in range(p["warmup"]):
-        step(*batches[i % len(batches)])
+        if counting and i == p["warmup"] - 1:
+            out["regions"] = side.count_regions(lambda i=i: step(*batches[i % len(batches)]))
+        else:
+            step(*batches[i % len(batches)])
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(p["iterations"]):
         step(*batches[(p["warmup"] + i) % len(batches)])
     out["seconds_per_iteration"] = (time.perf_counter() - start) / p["iterations"]
     out["cpu_seconds_per_iteration"] = (time.process_time() - cpu) / p["iterations"]
+    if counting:  # after the timing: what one (empty) region costs at this thread count
+        out["region_cost"] = side.region_cost()
     return out
 
 
@@ -685,7 +1040,7 @@ def _work_b6(p: dict[str, Any], work: Path) -> dict[str, Any]:
     data = str(work / "b6-data") if p["quick"] else "mnist"
     (x, t), (xt, tt) = load_dataset(data, normalize=True, flatten=False, progress=False)
     info, weights = _load_model(work, p["model"])
-    out_dir = work / f"b6-torch-{p['model']}-{p['seed']}"
+    out_dir = work / f"b6-torch-{p['tag']}-{p['model']}-{p['seed']}"
     out_dir.mkdir()
     res = torch_train_epochs(info, weights, ((x, t), (xt, tt)), p["epochs"], p["batch"], p["lr"], 0, str(out_dir))
     return {"seconds": res["train_seconds"] / p["epochs"], "accuracy": res["test_accuracy"]}
@@ -705,7 +1060,7 @@ def _profile(args: argparse.Namespace) -> int:
         key = args.profile.lower()
         _build_models(work, [args.profile], x_check)
         info, weights = _load_model(work, key)
-        side = ZerogradSide(args.threads)
+        side = ZerogradSide(None)
         model = side.model(info, weights)
         step = side.trainer(model, "sgd" if key == "b1" else "adam", 0.1 if key == "b1" else 1e-3)
         x, t = np.load(work / "x_train.npy")[:2000], np.load(work / "t_train.npy")[:2000]

@@ -16,9 +16,12 @@ Step = Callable[[np.ndarray, np.ndarray], None]
 
 
 class ZerogradSide:
+    """zerograd as a user runs it: its thread count comes from the environment run.py sets (ZEROGRAD_NUM_THREADS,
+    or nothing at default threads), never from a set_num_threads call here."""
+
     name = "zerograd"
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int | None) -> None:
         import zerograd  # noqa: F401  (imported here so that the other workers never load it)
 
     def model(self, info: dict[str, Any], weights: dict[str, np.ndarray]) -> Any:
@@ -50,11 +53,111 @@ class ZerogradSide:
         with no_grad():
             return np.concatenate([model(Tensor(x[i:i + batch])).data for i in range(0, len(x), batch)])
 
+    def count_regions(self, run: Callable[[], None]) -> dict[str, Any]:
+        """Runs `run` once, counting zerograd's parallel regions: the parallel_map calls made by the calling thread
+        (not nested in another) with more than one item at more than one thread, those that wake the pool. Each
+        region is listed as [items, cap, seconds]: cap is how many shards its batch split could make with
+        unlimited threads (batch_shards' minimum shard size caps it; None when not found), seconds its wall time."""
+        import sys
+        import threading
+        import time
+
+        from zerograd import threads
+
+        original_map, original_shards = threads.parallel_map, threads.batch_shards
+        caller = threading.current_thread()
+        counts: dict[str, Any] = {"calls": 0, "regions": 0, "list": []}
+        caps: dict[int, int] = {}
+        kept: list[Any] = []  # the splits stay alive, so that their ids stay theirs
+        inside = [False]
+
+        def capped_shards(n: int, size: int) -> list[slice]:
+            shards = original_shards(n, size)
+            caps[id(shards)] = max(1, min(n, size // threads.MIN_SHARD_SIZE))
+            kept.append(shards)
+            return shards
+
+        def cap_of(fn: Callable[[Any], Any], items: Any) -> int | None:
+            if id(items) in caps:  # forward passes (and Linear's, ReLU's backward): the split itself
+                return caps[id(items)]
+            for cell in getattr(fn, "__closure__", None) or ():  # backward over range(len(self.shards))
+                try:
+                    shards = getattr(cell.cell_contents, "shards", None)
+                except ValueError:  # an empty cell
+                    continue
+                if id(shards) in caps:
+                    return caps[id(shards)]
+            return None
+
+        def counting(fn: Callable[[Any], Any], items: Any) -> list[Any]:
+            if threading.current_thread() is not caller or inside[0]:
+                return original_map(fn, items)
+            cap = cap_of(fn, items)
+            items = list(items)
+            counts["calls"] += 1
+            region = len(items) > 1 and threads.get_num_threads() > 1
+            inside[0] = True
+            start = time.perf_counter()
+            try:
+                return original_map(fn, items)
+            finally:
+                inside[0] = False
+                if region:
+                    counts["regions"] += 1
+                    counts["list"].append([len(items), cap, time.perf_counter() - start])
+
+        # the operations import these by name: replace them in every zerograd module that holds them
+        patched = [(m, name, replacement) for modname, m in list(sys.modules.items()) if modname.startswith("zerograd")
+                   for name, original, replacement in (("parallel_map", original_map, counting),
+                                                        ("batch_shards", original_shards, capped_shards))
+                   if getattr(m, name, None) is original]
+        for m, name, replacement in patched:
+            setattr(m, name, replacement)
+        try:
+            run()
+        finally:
+            for m, name, _ in patched:
+                setattr(m, name, original_map if name == "parallel_map" else original_shards)
+        return counts
+
+    def region_cost(self) -> dict[str, float] | None:
+        """What an empty parallel region costs at this thread count (waking the pool's workers and waiting for
+        them), and one ThreadPoolExecutor.submit (what each further worker adds to it); None at one thread."""
+        import statistics
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+
+        from zerograd import threads
+
+        n = threads.get_num_threads()
+        if n < 2:
+            return None
+
+        def nothing(item: Any) -> Any:
+            return item
+
+        for _ in range(20):
+            threads.parallel_map(nothing, range(n))
+        regions = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(40):
+                threads.parallel_map(nothing, range(n))
+            regions.append((time.perf_counter() - start) / 40)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(nothing, 0).result()
+            start = time.perf_counter()
+            futures = [pool.submit(nothing, 0) for _ in range(200)]
+            submit = (time.perf_counter() - start) / 200
+            for f in futures:
+                f.result()
+        return {"threads": n, "region_us": statistics.median(regions) * 1e6, "submit_us": submit * 1e6}
+
 
 class NumpySide:
     name = "numpy"
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int | None) -> None:  # OpenBLAS's threads come from the environment run.py sets
         import numpy_floor
 
         self.floor = numpy_floor
@@ -78,10 +181,11 @@ class NumpySide:
 class TorchSide:
     name = "torch"
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int | None) -> None:
         import torch
 
-        torch.set_num_threads(threads)
+        if threads is not None:  # None: PyTorch's own default, as a user gets it
+            torch.set_num_threads(threads)
         self.torch = torch
 
     def model(self, info: dict[str, Any], weights: dict[str, np.ndarray]) -> Any:
