@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 ARCH_HELP = "network of a book pickle: book-ch3, simple-cnn (chapter 7) or deep-cnn (chapter 8)"
-DATA_HELP = "mnist (bundled), fashion-mnist, kmnist (downloaded once), or a folder of MNIST-format IDX files"
+DATA_HELP = ("mnist (bundled), fashion-mnist, kmnist, cifar10 (downloaded once), or a folder: train/ and test/ "
+             "(or val/) of class folders, class folders of images, CIFAR-10's binary files, or MNIST-format IDX files")
 MODEL_HELP = "model file (.safetensors), pretrained:NAME, or a book pickle with --arch"
 
 

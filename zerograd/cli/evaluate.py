@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ZerogradError
 from ..models import check_input, load_model
 from ..training import evaluate
-from ..training.recipe import load_data
+from ..training.data import load_test_data
 from .common import ARCH_HELP, DATA_HELP, MODEL_HELP, add_debug
 
 __all__ = ["add_parser", "run"]
@@ -24,6 +24,8 @@ def add_parser(sub: Any) -> None:
     e.add_argument("model", help=MODEL_HELP)
     e.add_argument("--arch", default=None, help=ARCH_HELP)
     e.add_argument("--data", default="mnist", help=DATA_HELP)
+    e.add_argument("--skip-bad-images", action="store_true",
+                   help="skip unreadable images of a folder (and count them) instead of refusing the folder")
     e.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (1 = one at a time)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--plot", default=None, metavar="PATH", help="save the confusion matrix as PNG")
@@ -39,19 +41,21 @@ def run(args: argparse.Namespace) -> int:
     """Evaluates args.model on the test split of args.data; prints the results and writes the plots asked for."""
     if args.batch_size < 1:
         raise ZerogradError("--batch-size must be at least 1")
-    model, _ = load_model(args.model, args.arch)
-    _, (x, t) = load_data(args.data)
+    model, meta = load_model(args.model, args.arch)
+    x, t, classes = load_test_data(args.data, meta.get("data"), skip_bad_images=args.skip_bad_images)
     check_input(model, x, args.data)
     result = evaluate(model, x, t, batch_size=args.batch_size)
     predictions = result.pop("predictions")
-    result.update(model=str(args.model), data=str(args.data))
+    names = classes if classes is not None and len(classes) == len(result["per_class_accuracy"]) else None
+    names = names or [str(i) for i in range(len(result["per_class_accuracy"]))]
+    result.update(model=str(args.model), data=str(args.data), classes=names)
     _plot(args, model, x, t, predictions, np.array(result["confusion_matrix"]))
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"accuracy: {result['accuracy']:.4f} ({result['correct']}/{result['total']})")
     print(f"loss: {result['loss']:.4f}")
-    print("per-class accuracy: " + "  ".join(f"{i}:{a:.3f}" for i, a in enumerate(result["per_class_accuracy"])))
+    print("per-class accuracy: " + "  ".join(f"{name}:{a:.3f}" for name, a in zip(names, result["per_class_accuracy"])))
     matrix = result["confusion_matrix"]
     width = max(len(str(v)) for row in matrix for v in row) + 1
     print("confusion matrix (rows: true label, columns: predicted):")

@@ -54,6 +54,13 @@ def add_parser(sub: Any) -> None:
                    help="stop after PATIENCE epochs without a better test accuracy")
     t.add_argument("--seed", type=int, default=_DEFAULT.seed)
     t.add_argument("--data", default=_DEFAULT.data, help=DATA_HELP)
+    t.add_argument("--image-size", type=int, default=_DEFAULT.image_size, metavar="N",
+                   help="a folder whose images differ in size: resize them to N x N (shorter side, centre crop); "
+                        "default: 32")
+    t.add_argument("--val-split", type=float, default=_DEFAULT.val_split, metavar="FRACTION",
+                   help="a folder of class folders: hold out this share of each class for evaluation (default: 0.2)")
+    t.add_argument("--skip-bad-images", action="store_true",
+                   help="skip unreadable images of a folder (and count them) instead of refusing the folder")
     t.add_argument("--out", default=_DEFAULT.out,
                    help="model file to write (default: runs/<model>-<time>/model.safetensors)")
     t.add_argument("--plot", default=_DEFAULT.plot, metavar="PATH",

@@ -4,7 +4,7 @@
 - `cnn`: SimpleConvNet (chapter 7) and DeepConvNet (chapter 8)
 - `book`: the book's own networks and the loaders of its weight pickles
 - `config`: build_model(config), the architecture a model file names, and the check that it fits the file
-- `inputs`: the input size or shape a model takes, and data checked against it
+- `inputs`: the input size or shape a model takes, data checked against it, new images prepared for it
 - `hub`: pretrained models by name, model files saved and loaded (.safetensors, .onnx), ONNX export of a file
 """
 
@@ -21,13 +21,14 @@ from .hub import (
     load_pretrained,
     save_model,
 )
-from .inputs import check_input, example_batch, input_shape, input_size
+from .inputs import check_input, example_batch, image_info, input_shape, input_size, normalize, prepare_images
 from .mlp import ACTIVATIONS, MLP, TwoLayerNet
 
 __all__ = [
     "ACTIVATIONS", "ARCHITECTURES", "BOOK_ARCHS", "BOOK_PRETRAINED_ACCURACY", "CHECKPOINT_MODEL_PREFIX",
     "PRETRAINED_MODELS", "DeepConvNet", "MLP", "SimpleConvNet", "TwoLayerNet", "book_ch3", "book_model",
     "build_model", "check_config_fits", "check_input", "checkpoint_model_state", "example_batch",
-    "export_model_file", "input_shape", "input_size", "list_pretrained", "load_book_ch3_weights",
-    "load_book_deep_cnn", "load_book_simple_cnn", "load_model", "load_pretrained", "save_model",
+    "export_model_file", "image_info", "input_shape", "input_size", "list_pretrained", "load_book_ch3_weights",
+    "load_book_deep_cnn", "load_book_simple_cnn", "load_model", "load_pretrained", "normalize", "prepare_images",
+    "save_model",
 ]

@@ -35,13 +35,21 @@ def load_pretrained(name: str) -> nn.Module:
     return load_model(f"pretrained:{name}")[0]
 
 
-def save_model(model: nn.Module, path: str | Path, training: dict[str, Any] | None = None) -> None:
-    """Writes weights and config (plus optional training settings/results) to a safetensors file."""
+def save_model(model: nn.Module, path: str | Path, training: dict[str, Any] | None = None,
+               data: dict[str, Any] | None = None) -> None:
+    """Writes weights and config (plus optional training settings/results) to a safetensors file.
+
+    `data` records how the model's inputs were prepared (zerograd.training.data: class names, channels, image
+    size, per-channel mean and std); `predict`, `evaluate` and `serve` prepare new images the same way.
+    """
     config = getattr(model, "config", None)
     if config is None:
         raise ZerogradError("save_model needs a model with a .config (built by zerograd.models); "
                             "for other modules save model.state_dict() with zerograd.io.save_model_file")
-    save_model_file(path, model.state_dict(), {"kind": "model", "config": config, "training": training or {}})
+    meta: dict[str, Any] = {"kind": "model", "config": config, "training": training or {}}
+    if data is not None:
+        meta["data"] = data
+    save_model_file(path, model.state_dict(), meta)
 
 
 def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, dict[str, Any]]:

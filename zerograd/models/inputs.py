@@ -1,15 +1,18 @@
-"""What input a model takes: its input size or shape, and data checked against it."""
+"""What input a model takes: its input size or shape, data checked against it, and new images prepared for it."""
 
 from __future__ import annotations
 
+import io
 import math
+import os
+from typing import Any
 
 import numpy as np
 
 from .. import nn
 from ..errors import ZerogradError
 
-__all__ = ["check_input", "example_batch", "input_shape", "input_size"]
+__all__ = ["check_input", "example_batch", "image_info", "input_shape", "input_size", "normalize", "prepare_images"]
 
 
 def input_size(model: nn.Module) -> int:
@@ -54,3 +57,46 @@ def example_batch(model: nn.Module) -> np.ndarray:
         shape = (1, side, side) if side * side == n else (n,)
     # two samples, not one: a batch of 1 could not be told apart from other axes of size 1
     return np.zeros((2, *tuple(int(s) for s in shape)), dtype=np.float32)
+
+
+def normalize(images: np.ndarray, mean: list[float] | None, std: list[float] | None) -> np.ndarray:
+    """uint8 images (N, C, H, W) -> float32: (x / 255 - mean) / std per channel, or x / 255 without mean/std."""
+    x = images.astype(np.float32)
+    if mean is None or std is None:
+        x *= np.float32(1 / 255)
+        return x
+    scale = (1 / (255 * np.asarray(std, dtype=np.float64))).astype(np.float32).reshape(1, -1, 1, 1)
+    shift = (np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    x *= scale
+    x -= shift.reshape(1, -1, 1, 1)
+    return x
+
+
+def image_info(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """How a model file says its images were prepared (class names, channels, size, mean, std), or None.
+
+    None for the models of MNIST-format data (digits scaled to [0, 1]): a photo of a digit for them goes
+    through the MNIST preprocessing of zerograd.images (invert, crop, centre by mass) instead.
+    """
+    data = meta.get("data") if isinstance(meta, dict) else None
+    if not isinstance(data, dict) or data.get("mean") is None:
+        return None
+    return data
+
+
+def prepare_images(sources: list[str | os.PathLike[str] | bytes], info: dict[str, Any],
+                   names: list[str] | None = None) -> np.ndarray:
+    """Image files (or their bytes) -> float32 (N, C, H, W) prepared exactly as the training images were:
+    converted to the model's channels, resized and centre-cropped to its image size, normalised by its mean and std.
+
+    `names` name the sources in errors (default: the paths; "the image" for bytes).
+    """
+    from ..datasets import fit_image  # TEMP-LAZY
+    from ..io import open_image  # TEMP-LAZY
+
+    arrays = []
+    for i, source in enumerate(sources):
+        where = names[i] if names is not None else ("the image" if isinstance(source, bytes) else str(source))
+        image = open_image(io.BytesIO(source) if isinstance(source, bytes) else source, where)
+        arrays.append(fit_image(image, int(info["channels"]), tuple(int(n) for n in info["image_size"])))
+    return normalize(np.stack(arrays), info["mean"], info["std"])

@@ -62,7 +62,10 @@ class TrainConfig:
     iterations: int | None = None  # ... or this many mini-batches instead
     early_stopping: int | None = None  # stop after this many epochs without a better test accuracy
     seed: int = 0
-    data: str = "mnist"  # mnist, fashion-mnist, kmnist, or a folder of MNIST-format IDX files
+    data: str = "mnist"  # mnist, fashion-mnist, kmnist, cifar10, or a folder (images in class folders, CIFAR-10, IDX)
+    image_size: int = 32  # images of a folder whose sizes differ are resized to this (shorter side, centre crop)
+    val_split: float = 0.2  # a folder of class folders: this share of each class is held out for evaluation
+    skip_bad_images: bool = False  # skip (and count) unreadable images in a folder instead of refusing it
     out: str | None = None  # model file to write (default: runs/<model>-<time>/model.safetensors)
     plot: str | None = _run_option()  # learning curves as PNG
     plot_filters: str | None = _run_option()  # the first convolution's filters before and after training
@@ -127,6 +130,10 @@ class TrainConfig:
             raise InvalidSetting("lr", f"--lr must be a positive number, got {config.lr}")
         if not math.isfinite(config.weight_decay):
             raise InvalidSetting("weight_decay", f"--weight-decay must be a finite number, got {config.weight_decay}")
+        if config.image_size < 1:
+            raise InvalidSetting("image_size", f"--image-size must be at least 1 pixel, got {config.image_size}")
+        if not 0 < config.val_split < 1:
+            raise InvalidSetting("val_split", f"--val-split must be between 0 and 1 (exclusive), got {config.val_split}")
         if mlp:
             parse_hidden(config.hidden)
         return config
@@ -157,6 +164,8 @@ class TrainConfig:
             "batch_size": (whole, True, "a whole number"), "seed": (whole, False, "a whole number"),
             "epochs": (whole, True, "a whole number"), "iterations": (whole, True, "a whole number"),
             "early_stopping": (whole, True, "a whole number"), "lr": (number, True, "a number"),
+            "image_size": (whole, False, "a whole number"), "val_split": (number, False, "a number"),
+            "skip_bad_images": (lambda v: isinstance(v, bool), False, "True or False"),
             "weight_decay": (number, False, "a number"), "dropout": (number, True, "a number"),
             "batchnorm": (lambda v: isinstance(v, bool), False, "True or False"),
             "augment": (lambda v: isinstance(v, bool), True, "True or False"),

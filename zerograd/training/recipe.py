@@ -20,8 +20,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import nn, optim
-from ..datasets import load_dataset
 from ..datasets.augment import RandomAffine
+try:  # TEMP-LAZY
+    from ..datasets.augment import RandomCropFlip
+except ImportError:  # TEMP-LAZY
+    pass
 from ..distributed import Parallel
 from ..errors import ZerogradError
 from ..io import require_safetensors
@@ -29,11 +32,12 @@ from ..models import MLP, DeepConvNet, SimpleConvNet, build_model, check_input, 
 from ..plots import first_conv, plot_filters, plot_history
 from .checkpoint import load_checkpoint
 from .config import DEFAULT_LR, InvalidSetting, TrainConfig, parse_hidden, parse_init
+from .data import load_data, load_run_data
 from .history import History, train_seconds
 from .loop import fit
 from .reporters import Reporter
 
-__all__ = ["Job", "TrainResult", "load_data", "train"]
+__all__ = ["Job", "TrainResult", "augmentation", "load_data", "train"]
 
 
 class Job(Protocol):
@@ -63,15 +67,6 @@ class TrainResult:
         return self.history.stopped_early
 
 
-def load_data(name: str, progress: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """((x_train, t_train), (x_test, t_test)) of a named dataset or folder, images as (N, 1, H, W) in [0, 1]."""
-    (x_train, t_train), (x_test, t_test) = load_dataset(name, normalize=True, flatten=False, progress=progress)
-    for what, x in (("training", x_train), ("test", x_test)):
-        if len(x) == 0:  # a folder of empty IDX files: say so rather than fail on an empty maximum later
-            raise ZerogradError(f"the dataset {name} holds no {what} images: train and evaluate need both")
-    return (x_train, t_train), (x_test, t_test)
-
-
 def train(config: TrainConfig, *, reporter: Reporter | None = None, progress: bool = False,
           job: Job | None = None) -> TrainResult:
     """Trains as `zerograd train` does with these settings; returns the model, its history and the files written.
@@ -93,9 +88,11 @@ def train(config: TrainConfig, *, reporter: Reporter | None = None, progress: bo
     checkpoint = Path(f"{stem}.checkpoint.safetensors")
 
     speaks = job is None or job.is_main  # in an MPI job only rank 0 writes files
-    (x_train, t_train), (x_test, t_test) = load_data(config.data, progress=progress and speaks)
+    data = load_run_data(config.data, image_size=config.image_size, val_split=config.val_split, seed=config.seed,
+                         skip_bad_images=config.skip_bad_images, progress=progress and speaks)
+    (x_train, t_train), (x_test, t_test) = (data.x_train, data.t_train), (data.x_test, data.t_test)
     if model is None:
-        model = new_model(config, x_train.shape[1:], int(max(t_train.max(), t_test.max())) + 1)
+        model = new_model(config, x_train.shape[1:], len(data.classes))
     else:
         check_input(model, x_train, config.data)
     if config.plot_filters:  # the filters before training: a fresh model of the run's seed has them
@@ -105,7 +102,7 @@ def train(config: TrainConfig, *, reporter: Reporter | None = None, progress: bo
     batches = -(-len(x_train) // config.batch_size)
     epochs = config.epochs if config.epochs is not None else -(-config.iterations // batches)
     scheduler = new_scheduler(config.schedule, optimizer, epochs)
-    transform = RandomAffine(max_shift=2, max_degrees=10, seed=config.seed + 1) if config.augment else None
+    transform = augmentation(config, data.info["channels"])
     train_data, parallel = (x_train, t_train), None
     if job is not None:  # every process is set up: each trains on its share of every batch
         train_data, parallel = job.start_training(model, x_train, t_train, config.batch_size, config.seed, transform)
@@ -126,7 +123,7 @@ def train(config: TrainConfig, *, reporter: Reporter | None = None, progress: bo
     results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
                "epochs": len(history), "iterations": final.iterations,
                "train_seconds": round(train_seconds(history), 3)}
-    save_model(model, out, {"settings": config.settings(), "results": results})
+    save_model(model, out, {"settings": config.settings(), "results": results}, data=data.info)
     history.save_json(f"{stem}.history.json")
     history.save_csv(f"{stem}.history.csv")
     if config.plot:
@@ -160,6 +157,16 @@ def _resumed(config: TrainConfig) -> tuple[TrainConfig, nn.Module]:
             f"{getattr(resumed, err.setting)!r} is not one a run can have); start the run again without --resume"
         ) from err
     return resumed, build_model(meta["config"])
+
+
+def augmentation(config: TrainConfig, channels: int) -> Any:
+    """The run's random augmentation of training batches, or None: shifts and rotations for grey images (digits),
+    random crops of the zero-padded image and horizontal flips for colour ones (He et al. 2016's CIFAR recipe)."""
+    if not config.augment:
+        return None
+    if channels == 3:
+        return RandomCropFlip(padding=4, seed=config.seed + 1)
+    return RandomAffine(max_shift=2, max_degrees=10, seed=config.seed + 1)
 
 
 def new_model(config: TrainConfig, image_shape: tuple[int, ...], num_classes: int) -> nn.Module:
