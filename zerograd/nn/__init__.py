@@ -6,6 +6,7 @@ from .. import functional as _functional
 from . import init
 from .containers import ModuleDict, ModuleList
 from .layers import (
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
@@ -33,5 +34,5 @@ __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Identity", "IncompatibleKeys",
     "LeakyReLU", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
     "init", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "ModuleDict", "ModuleList", "NLLLoss",
-    "functional", "LogSoftmax",
+    "functional", "LogSoftmax", "AdaptiveAvgPool2d",
 ]

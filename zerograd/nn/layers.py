@@ -137,6 +137,28 @@ class AvgPool2d(_Pool2d):
     _function = staticmethod(F.avg_pool2d)
 
 
+class AdaptiveAvgPool2d(Module):
+    """Mean over adaptive windows to a fixed output size whatever the image size: (N, C, H, W) -> (N, C, OH, OW).
+
+    output_size is an int or an (OH, OW) pair, a None entry keeping the input's size, as PyTorch's;
+    AdaptiveAvgPool2d(1) is global average pooling (ResNet's last pooling).
+    """
+
+    def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
+        super().__init__()
+        self.output_size = F.conv.adaptive_pool_size(output_size, "AdaptiveAvgPool2d")  # refused now, not at first use
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, C, OH, OW)."""
+        try:
+            return F.adaptive_avg_pool2d(x, self.output_size)
+        except ShapeError as err:
+            raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
 class ReLU(Module):
     """max(x, 0) elementwise, any shape."""
 
@@ -200,7 +222,13 @@ class LogSoftmax(Softmax):
 
 
 class Identity(Module):
-    """Returns its input unchanged (a placeholder, e.g. where an activation is optional)."""
+    """Returns its input unchanged (a placeholder, e.g. where an activation is optional).
+
+    Like PyTorch's, it takes and ignores any arguments, so it can stand in for a layer: Identity(64).
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__()
 
     def forward(self, x: Tensor) -> Tensor:
         """Any shape -> the same tensor."""
