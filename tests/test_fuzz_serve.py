@@ -1,4 +1,7 @@
-"""Fuzzing POST /api/predict of `zerograd serve`: random bodies get a 4xx answer with a message, never a 500."""
+"""Fuzzing POST /api/predict of `zerograd serve`: random bodies get a 4xx answer with a message, never a 500.
+
+Two models are served: the book's digit network (the default) and an image model reading 32x32 colour images.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from _fuzz import TRIED, fuzz
+from _serve_models import save_colour_model
 from fastapi.testclient import TestClient  # the test extra installs FastAPI: a missing one fails, never skips
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,9 +25,15 @@ EXPECTED = {200, 400, 404, 413, 422}
 
 
 @pytest.fixture(scope="module")
-def client():
+def colour_model(tmp_path_factory) -> str:
+    return str(save_colour_model(tmp_path_factory.mktemp("models") / "colour.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def client(colour_model):
     # raise_server_exceptions=False: an unhandled exception becomes the 500 a browser would see.
-    with TestClient(create_app(load_served_models(["pretrained:book-ch3"])), raise_server_exceptions=False) as c:
+    models = load_served_models(["pretrained:book-ch3", colour_model])
+    with TestClient(create_app(models), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -44,7 +54,8 @@ def _post(client, content: bytes, content_type: str = "application/json"):
     assert r.status_code in EXPECTED, (r.status_code, r.text[:300])
     body = r.json()
     if r.status_code == 200:
-        assert 0 <= body["label"] <= 9 and len(body["probabilities"]) == 10
+        assert len(body["probabilities"]) == len(body["classes"]) == (10 if body["model"] == "book-ch3" else 3)
+        assert body["class"] == body["classes"][body["label"]]
     else:
         assert isinstance(body["detail"], str) and body["detail"] and "\n" not in body["detail"]
     return r
@@ -87,12 +98,12 @@ def _image_field(draw) -> object:
 
 @fuzz(100)
 @given(data=st.data())
-def test_random_requests_never_get_a_500(client, data):
+def test_random_requests_never_get_a_500(client, colour_model, data):
     body = {}
     if data.draw(st.integers(0, 9)):  # mostly with an image field
         body["image"] = data.draw(_image_field())
     if data.draw(st.booleans()):
-        body["model"] = data.draw(st.sampled_from(["book-ch3", "nope", ""]) | _json())
+        body["model"] = data.draw(st.sampled_from(["book-ch3", colour_model, "nope", ""]) | _json())
     if data.draw(st.booleans()):
         body[data.draw(st.text(max_size=5))] = data.draw(_json())
     content = json.dumps(body).encode()
@@ -107,13 +118,17 @@ def test_random_bytes_never_get_a_500(client, raw):
     _post(client, raw)
 
 
-def test_the_valid_request_and_the_limits(client):
+def test_the_valid_request_and_the_limits(client, colour_model):
     assert _post(client, json.dumps({"image": base64.b64encode(PNG).decode()}).encode()).status_code == 200
+    valid = {"image": base64.b64encode(PNG).decode(), "model": colour_model}
+    assert _post(client, json.dumps(valid).encode()).json()["class"] == "sky"  # grey: the bluest after normalising
     big = json.dumps({"image": "A" * (MAX_BODY_BYTES + 10)}).encode()
     assert _post(client, big).status_code == 413
     bomb = io.BytesIO()
     Image.new("1", (8000, 8000), 1).save(bomb, "PNG")  # 64 megapixels in ~10 kB
     r = _post(client, json.dumps({"image": base64.b64encode(bomb.getvalue()).decode()}).encode())
     assert r.status_code == 400 and "too large to be a digit image" in r.json()["detail"]
+    r = _post(client, json.dumps({"image": base64.b64encode(bomb.getvalue()).decode(), "model": colour_model}).encode())
+    assert r.status_code == 400 and "8000x8000" in r.json()["detail"]
     deep = ("[" * 100_000 + "]" * 100_000).encode()  # JSON nested past any recursion limit
     assert _post(client, deep).status_code == 422

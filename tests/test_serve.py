@@ -5,25 +5,28 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from _serve_models import COLOURS, MEAN, STD, encode, image_data, save_colour_model, solid
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from zerograd.cli import main
 from zerograd.cli import serve as serve_command
 from zerograd.datasets import load_mnist
-from zerograd.errors import ZerogradError
+from zerograd.errors import ModelFileError, ZerogradError
 from zerograd.images import load_digit_image
-from zerograd.models import MLP, save_model
+from zerograd.models import MLP, SimpleConvNet, prepare_images, save_model
 from zerograd.serve import load_served_model, load_served_models, predict_digit
 from zerograd.serve.app import MAX_BODY_BYTES, STATIC, create_app
 
 UPLOAD = "the uploaded image"
+DIGITS = [str(d) for d in range(10)]
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +71,13 @@ def test_import_zerograd_does_not_import_fastapi():
 def test_health_and_models(client, linear_file):
     assert client.get("/health").json() == {"status": "ok", "models": 2}
     listing = client.get("/api/models").json()
-    assert listing["default"] == "book-ch3"
+    assert listing["default"] == "book-ch3" and listing["max_request_bytes"] == MAX_BODY_BYTES
+    digits = {"kind": "digits", "classes": DIGITS, "channels": 1, "image_size": [28, 28]}
     assert listing["models"] == [
-        {"name": "book-ch3", "arch": "book-ch3", "test_accuracy": 0.9352, "label": "book-ch3 (test accuracy 0.9352)"},
+        {"name": "book-ch3", "arch": "book-ch3", "test_accuracy": 0.9352, "label": "book-ch3 (test accuracy 0.9352)",
+         **digits},
         {"name": str(linear_file), "arch": "mlp", "test_accuracy": 0.5,
-         "label": f"{linear_file} (test accuracy 0.5000)"},
+         "label": f"{linear_file} (test accuracy 0.5000)", **digits},
     ]
 
 
@@ -115,9 +120,10 @@ def test_predict_reads_mnist_digits_like_zerograd_predict(client, mnist_test, tm
         r = client.post("/api/predict", json={"image": image})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"label", "probabilities", "input", "saliency", "model"}
-        assert body["model"] == "book-ch3"
+        assert set(body) == {"label", "class", "classes", "probabilities", "input", "saliency", "model"}
+        assert body["model"] == "book-ch3" and body["classes"] == DIGITS
         assert body["label"] == cli["label"] == int(np.argmax(body["probabilities"]))
+        assert body["class"] == cli["class"] == str(body["label"])
         np.testing.assert_allclose(body["probabilities"], cli["probabilities"], atol=1e-6)
         assert abs(sum(body["probabilities"]) - 1) < 1e-5
         seen = np.array(body["input"])
@@ -251,7 +257,7 @@ def test_page_and_static_files_are_served_without_external_assets(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for element in ('id="canvas"', 'id="clear"', 'id="upload"', 'type="file"', 'id="prediction"',
-                    'id="probabilities"', 'id="model"'):
+                    'id="probabilities"', 'id="model"', 'id="drop"', 'for="upload"'):
         assert element in page.text
     for name in ("app.js", "style.css"):
         r = client.get(f"/static/{name}")
@@ -272,7 +278,8 @@ def test_served_models_are_checked(tmp_path, linear_file):
     untrained = tmp_path / "untrained.safetensors"  # saved without training results
     save_model(MLP(784, (16,), 10), untrained)
     assert load_served_model(str(untrained)).describe() == {
-        "name": str(untrained), "arch": "mlp", "test_accuracy": None, "label": f"{untrained} (test accuracy unknown)"}
+        "name": str(untrained), "arch": "mlp", "test_accuracy": None, "label": f"{untrained} (test accuracy unknown)",
+        "kind": "digits", "classes": DIGITS, "channels": 1, "image_size": [28, 28]}
 
 
 def test_cli_errors_are_one_line(capsys, tmp_path):
@@ -316,3 +323,148 @@ def test_all_interfaces_warning_comes_from_the_cli(monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert "warning" not in err and out.startswith("model book-ch3 (book-ch3, test accuracy 0.9352)\n")
 
+
+
+# Image models: trained on a folder of images (or CIFAR-10), they read any image prepared as in training.
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    """The linear colour model (32x32, its answers known), a CNN on 24x40 colour images, a CNN on 20x20 grey ones."""
+    folder = tmp_path_factory.mktemp("image-models")
+    colour = save_colour_model(folder / "colour.safetensors")
+    wide = folder / "wide.safetensors"
+    save_model(SimpleConvNet((3, 24, 40), num_classes=4, filters=4, hidden=8, seed=0), wide,
+               data=image_data((24, 40), 3, ["a", "b", "c", "d"]))
+    grey = folder / "grey.safetensors"
+    save_model(SimpleConvNet((1, 20, 20), num_classes=2, filters=4, hidden=8, seed=1), grey,
+               {"results": {"test_accuracy": 0.75}}, data=image_data((20, 20), 1, ["ring", "dot"]))
+    return {"colour": colour, "wide": wide, "grey": grey}
+
+
+@pytest.fixture(scope="module")
+def image_client(image_files):
+    """The app serving the colour model (default), the two CNNs and the book's digit network."""
+    models = load_served_models([str(image_files[k]) for k in ("colour", "wide", "grey")] + ["pretrained:book-ch3"])
+    with TestClient(create_app(models)) as c:
+        yield c
+
+
+def test_image_models_are_listed_with_their_kind_and_classes(image_client, image_files):
+    listing = image_client.get("/api/models").json()
+    assert listing["default"] == str(image_files["colour"])
+    assert [(m["name"], m["arch"], m["kind"], m["classes"], m["channels"], m["image_size"], m["test_accuracy"])
+            for m in listing["models"]] == [
+        (str(image_files["colour"]), "mlp", "images", ["tomato", "leaf", "sky"], 3, [32, 32], 1.0),
+        (str(image_files["wide"]), "simple-cnn", "images", ["a", "b", "c", "d"], 3, [24, 40], None),
+        (str(image_files["grey"]), "simple-cnn", "images", ["ring", "dot"], 1, [20, 20], 0.75),
+        ("book-ch3", "book-ch3", "digits", DIGITS, 1, [28, 28], 0.9352),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_colour_images_get_their_class_name_as_zerograd_predict_gives_it(image_client, image_files, fmt, tmp_path,
+                                                                         capsys):
+    colour = load_served_model(str(image_files["colour"]))
+    weight = colour.model.state_dict()["1.weight"].reshape(3, 3, 32, 32)  # (class, channel, H, W)
+    for name, rgb in COLOURS.items():
+        data = encode(solid(rgb), fmt)
+        path = tmp_path / f"{name}.{fmt.lower()}"
+        path.write_bytes(data)
+        assert main(["predict", str(image_files["colour"]), str(path), "--json"]) == 0
+        [cli] = json.loads(capsys.readouterr().out)
+        r = image_client.post("/api/predict", json={"image": data_url(data, f"image/{fmt.lower()}")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"label", "class", "classes", "probabilities", "input", "saliency", "model"}
+        assert body["model"] == str(image_files["colour"]) and body["classes"] == ["tomato", "leaf", "sky"]
+        assert body["class"] == cli["class"] == name and body["label"] == list(COLOURS).index(name)
+        np.testing.assert_allclose(body["probabilities"], cli["probabilities"], atol=1e-6)
+        # the input shown back is the prepared image with its normalisation undone: (H, W, 3) in [0, 1]
+        [x] = prepare_images([data], image_data())
+        shown = np.array(body["input"])
+        assert shown.shape == (32, 32, 3)
+        np.testing.assert_allclose(shown, (x * np.reshape(STD, (3, 1, 1)) + np.reshape(MEAN, (3, 1, 1)))
+                                   .transpose(1, 2, 0), atol=1e-4)
+        if fmt == "PNG":
+            np.testing.assert_allclose(shown, np.broadcast_to(np.array(rgb) / 255, (32, 32, 3)), atol=1e-4)
+        # a linear model's gradient is its weight row: saliency = max over channels of |row of the class|
+        np.testing.assert_allclose(body["saliency"], np.abs(weight[body["label"]]).max(axis=0), rtol=1e-6)
+
+
+def test_grey_and_transparent_uploads_to_a_colour_model_are_converted(image_client):
+    grey = encode(solid((128,)))  # mode L: read as RGB (128, 128, 128), bluest after normalising by MEAN
+    body = image_client.post("/api/predict", json={"image": data_url(grey)}).json()
+    assert body["class"] == "sky"
+    np.testing.assert_allclose(body["input"], np.full((32, 32, 3), 128 / 255), atol=1e-4)
+    rgba = np.dstack([solid(COLOURS["leaf"]), np.full((40, 60), 255, np.uint8)])  # opaque RGBA
+    assert image_client.post("/api/predict", json={"image": data_url(encode(rgba))}).json()["class"] == "leaf"
+
+
+def test_saliency_and_input_take_the_model_s_image_size(image_client, image_files):
+    photo = encode(np.random.default_rng(0).integers(0, 256, (90, 70, 3), dtype=np.uint8), "JPEG")
+    for key, size, classes, input_shape in [("wide", (24, 40), 4, (24, 40, 3)), ("grey", (20, 20), 2, (20, 20))]:
+        r = image_client.post("/api/predict", json={"image": data_url(photo), "model": str(image_files[key])})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        saliency, seen = np.array(body["saliency"]), np.array(body["input"])
+        assert saliency.shape == size and (saliency >= 0).all() and saliency.max() > 0
+        assert seen.shape == input_shape and 0 <= seen.min() and seen.max() <= 1
+        assert len(body["probabilities"]) == len(body["classes"]) == classes
+        assert body["class"] == body["classes"][body["label"]] == body["classes"][int(np.argmax(body["probabilities"]))]
+    # the digit model still reads the same upload as a digit, with its labels as class names
+    bar = np.pad(np.full((40, 8), 20, np.uint8), 30, constant_values=230)  # a dark 1 on light paper
+    body = image_client.post("/api/predict", json={"image": data_url(encode(bar)), "model": "book-ch3"}).json()
+    assert body["class"] == "1" and np.array(body["saliency"]).shape == (28, 28)
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"this is text, not a PNG", f"{UPLOAD} is not an image"),
+    (encode(solid(COLOURS["sky"]))[:60], f"{UPLOAD} "),  # a PNG cut off in its data
+    (b"", f"{UPLOAD} is not an image"),
+], ids=["text", "cut-png", "empty"])
+def test_bad_images_to_an_image_model_are_one_line_400(image_client, data, expected):
+    r = image_client.post("/api/predict", json={"image": data_url(data)})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert detail.startswith(expected) and "\n" not in detail
+
+
+def test_huge_image_to_an_image_model_is_refused_before_decoding(image_client):
+    buf = io.BytesIO()
+    Image.new("RGB", (5000, 5000)).save(buf, format="PNG")  # 25 megapixels in a few tens of kB
+    assert len(buf.getvalue()) < MAX_BODY_BYTES
+    r = image_client.post("/api/predict", json={"image": data_url(buf.getvalue())})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert detail.startswith(UPLOAD) and "5000x5000" in detail and "\n" not in detail
+
+
+def test_damaged_data_records_are_refused_at_load(tmp_path):
+    def saved(size=(32, 32), **changes):
+        path = tmp_path / "model.safetensors"
+        save_model(MLP(3 * 32 * 32, (), 3, seed=0), path, data={**image_data(size), **changes})
+        return str(path)
+
+    for changes, message in [({"channels": 2}, "channels 2"), ({"std": [0.2, 0.0, 0.2]}, "std [0.2, 0.0, 0.2]"),
+                             ({"mean": [0.5]}, "mean [0.5]"), ({"image_size": [0, 32]}, "image_size [0, 32]"),
+                             ({"image_size": "32x32"}, "image_size '32x32'")]:
+        with pytest.raises(ModelFileError, match=r"model\.safetensors: its data record \(.*" + re.escape(message)):
+            load_served_model(saved(**changes))
+    with pytest.raises(ModelFileError, match=r"does not read the 16x16 images with 3 channel\(s\) its file records"):
+        load_served_model(saved(size=(16, 16)))
+    with pytest.raises(ModelFileError, match=r"gives \(3,\) outputs per image but its file names 2 classes"):
+        load_served_model(saved(classes=["cat", "dog"]))
+    assert load_served_model(saved()).classes == ["tomato", "leaf", "sky"]
+
+
+def test_cli_names_an_image_model_s_images_and_classes(monkeypatch, capsys, image_files):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    assert main(["serve", str(image_files["colour"]), str(image_files["grey"]), "pretrained:book-ch3",
+                 "--port", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    colour, grey = image_files["colour"], image_files["grey"]
+    assert lines[:3] == [f"model {colour} (mlp, test accuracy 1.0000; 32x32 colour images, 3 classes)",
+                         f"model {grey} (simple-cnn, test accuracy 0.7500; 20x20 grey images, 2 classes)",
+                         "model book-ch3 (book-ch3, test accuracy 0.9352)"]

@@ -7,6 +7,7 @@ the browser test; in CI (CI=true) a missing Chromium fails it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _serve_models import COLOURS, encode, save_colour_model, solid
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
@@ -26,6 +28,7 @@ from zerograd.datasets import load_mnist
 from zerograd.models import MLP, save_model
 from zerograd.serve import load_served_models
 
+DIGITS = [str(d) for d in range(10)]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -193,3 +196,54 @@ def test_page_reads_drawn_and_uploaded_digits(browser, tmp_path):
         code, err = server.stop()
     assert code in (0, 130) and "Traceback" not in err
 
+
+
+def test_page_reads_uploaded_colour_images(browser, tmp_path):
+    """An image model gets an upload area instead of the drawing canvas, and answers with its class names."""
+    colour = save_colour_model(tmp_path / "colour.safetensors")
+    server = Server(str(colour), "pretrained:book-ch3")
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 760})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(server.url)
+        page.wait_for_function("document.querySelectorAll('#model option').length === 2")
+        page.wait_for_function("document.querySelector('#title').textContent === 'Classify an image'")
+        assert not page.is_visible("#canvas") and page.is_visible("#drop")  # a colour model gets no canvas
+        assert page.locator("#probabilities .row .name").all_text_contents() == ["tomato", "leaf", "sky"]
+
+        red = tmp_path / "red.png"
+        red.write_bytes(encode(solid(COLOURS["tomato"])))
+        page.set_input_files("#upload", str(red))
+        assert read_prediction(page) == "tomato"
+        assert page.get_attribute("#probabilities .row.top", "data-class") == "tomato"
+        assert page.locator("#probabilities .row").first.get_attribute("data-class") == "tomato"  # sorted
+        assert page.is_visible("#preview") and not page.is_visible("#canvas")
+        assert min(canvas_sums(page)) > 0  # the 32x32 input and the saliency map are drawn
+        assert page.text_content("#input-caption") == "what the model saw (32×32, colour)"
+
+        # dropped on the upload area: a JPEG, this time
+        jpeg = base64.b64encode(encode(solid(COLOURS["sky"]), "JPEG")).decode()
+        dropped = page.evaluate_handle("""async (b64) => {
+            const blob = await (await fetch(`data:image/jpeg;base64,${b64}`)).blob();
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([blob], 'sky.jpg', { type: 'image/jpeg' }));
+            return transfer; }""", jpeg)
+        page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+        page.wait_for_function("document.querySelector('#prediction').textContent === 'sky'", timeout=15000)
+
+        page.select_option("#model", "book-ch3")  # a digit model: the canvas again, reading the same upload
+        page.wait_for_function("document.querySelector('#title').textContent === 'Draw a digit'")
+        assert page.is_visible("#canvas") and not page.is_visible("#drop")
+        page.wait_for_function("document.querySelector('#timing').textContent.startsWith('book-ch3:')")
+        assert page.text_content("#prediction") in DIGITS
+        assert page.locator("#probabilities .row .name").all_text_contents()[:2] == ["0", "1"]  # 0-9 in order
+
+        page.select_option("#model", str(colour))
+        page.wait_for_function("document.querySelector('#prediction').textContent === 'sky'", timeout=15000)
+        assert not page.is_visible("#canvas")
+        assert errors == []
+    finally:
+        code, err = server.stop()
+    assert code in (0, 130) and "Traceback" not in err

@@ -1,6 +1,7 @@
 """`zerograd serve`: load the models, bind the address, print it, run uvicorn until Ctrl-C.
 
-The page and its API are zerograd.serve's (FastAPI, imported only when the command runs).
+The page and its API are zerograd.serve's (FastAPI, imported only when the command runs): a digit model
+(MNIST) reads a drawing, a model trained on your own images (or CIFAR-10) reads an uploaded image.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ def _url(host: str, port: int) -> str:
 
 def add_parser(sub: Any) -> None:
     """Registers `serve` and its flags."""
-    s = sub.add_parser("serve", help="a web page to draw digits and watch a model read them",
-                       description="Serve a draw-a-digit page and its JSON API (needs zerograd[serve]).")
+    s = sub.add_parser("serve", help="a web page to draw a digit or upload an image and watch a model read it",
+                       description="Serve a web page and its JSON API (needs zerograd[serve]): draw a digit for a "
+                                   "model trained on MNIST; upload an image (PNG, JPEG, ...; drag and drop) for an "
+                                   "image model, trained on a folder of your own images or CIFAR-10, which answers "
+                                   "with its class names. Both show a saliency map.")
     s.add_argument("models", nargs="*", metavar="MODEL",
-                   help="model file or pretrained:NAME, one or more (default: the most accurate pretrained model)")
+                   help="model file or pretrained:NAME, one or more, digit and image models alike; the page "
+                        "switches between them (default: the most accurate pretrained model)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0 picks a free one)")
     add_debug(s)
@@ -82,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
               "reach this machine can use the page; --host 127.0.0.1 keeps it to this machine", file=sys.stderr)
     for m in models:
         acc = "unknown" if m.test_accuracy is None else f"{m.test_accuracy:.4f}"
-        print(f"model {m.name} ({m.arch}, test accuracy {acc})")
+        images = "" if m.kind == "digits" else (f"; {m.image_size[0]}x{m.image_size[1]} "
+                                                 f"{'colour' if m.channels == 3 else 'grey'} images, "
+                                                 f"{len(m.classes)} classes")
+        print(f"model {m.name} ({m.arch}, test accuracy {acc}{images})")
     print(f"open {_url(args.host, port)} (Ctrl-C stops)", flush=True)
     # No lifespan: the app needs no startup or shutdown hooks, and a cancelled lifespan task logs a traceback.
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))

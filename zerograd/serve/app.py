@@ -1,10 +1,15 @@
 """The FastAPI application behind `zerograd serve`: the page (static files in the package) and its JSON API.
 
-    GET  /              the draw-a-digit page (static/index.html, static/app.js, static/style.css)
-    GET  /health        {"status": "ok"}
-    GET  /api/models    {"default": NAME, "models": [{"name", "arch", "test_accuracy", "label"}, ...]}
+    GET  /              the page (static/index.html, app.js, style.css): draw a digit, or upload an image
+    GET  /health        {"status": "ok", "models": COUNT}
+    GET  /api/models    {"default": NAME, "max_request_bytes": 2 MB, "models": [{"name", "arch", "test_accuracy",
+                        "label", "kind" ("digits" | "images"), "classes", "channels", "image_size" [H, W]}, ...]}
     POST /api/predict   {"image": DATA_URL_OR_BASE64, "model": NAME?} ->
-                        {"label", "probabilities" (10,), "input" (28, 28), "saliency" (28, 28), "model"}
+                        {"label", "class", "classes", "probabilities" (one per class), "input", "saliency", "model"}
+
+A digit model's "input" is the 28x28 digit prepared like MNIST's and its "saliency" the signed gradient (28, 28);
+an image model's "input" is the image as prepared for it, in [0, 1] ((H, W, 3) colour, (H, W) grey), and its
+"saliency" the maximum over channels of the gradient's absolute value (H, W).
 
 Bad input gets 413 (body over 2 MB), 422 (not JSON, missing or mistyped field), 400 (not an image, blank
 image: the message `zerograd predict` gives) or 404 (unknown model); every error body is {"detail": MESSAGE}.
@@ -31,16 +36,15 @@ try:
 except ImportError as exc:  # an optional extra: say how to get it
     raise ZerogradError(f'zerograd serve needs FastAPI ({exc.name} is missing): pip install "zerograd[serve]"') from exc
 
-from ..images import load_digit_bytes
-from .inference import ServedModel, predict_digit
+from .inference import ServedModel, predict_bytes
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_IMAGE_PIXELS"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 DRAIN_LIMIT = 16 * 1024 * 1024  # past this much, a too-large body is cut off rather than read to its end
-# A few hundred pixels across is a digit; a 2 MB PNG can still unpack to a huge image, so cap the pixels
-# before decoding (a 12-megapixel phone photo still fits).
+# A few hundred pixels across is a digit, and an image model reads a few dozen; a 2 MB PNG can still unpack
+# to a huge image, so cap the pixels before decoding (a 12-megapixel phone photo still fits).
 MAX_IMAGE_PIXELS = 4096 * 4096
 UPLOAD = "the uploaded image"  # how error messages name the image, where `zerograd predict` names the file
 REQUEST_SHAPE = 'send JSON {"image": "<data URL or base64 of a PNG/JPEG>", "model": "<optional name>"}'
@@ -142,7 +146,8 @@ def create_app(models: Sequence[ServedModel]) -> FastAPI:
         raise ZerogradError("create_app needs at least one model to serve")
     by_name = {m.name: m for m in models}
     default = models[0].name
-    # zerograd's grad mode is one process-wide switch, and requests run in a thread pool: one at a time.
+    # Requests run in a thread pool; one prediction at a time holds one decoded image in memory and leaves
+    # zerograd's own worker threads to it.
     lock = threading.Lock()
     app = FastAPI(title="zerograd serve", docs_url=None, redoc_url=None)  # the docs pages load assets from a CDN
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
@@ -158,12 +163,11 @@ def create_app(models: Sequence[ServedModel]) -> FastAPI:
 
     @app.get("/api/models")
     def list_models() -> dict[str, Any]:
-        return {"default": default, "models": [m.describe() for m in models]}
+        return {"default": default, "max_request_bytes": MAX_BODY_BYTES, "models": [m.describe() for m in models]}
 
-    def predict_bytes(served: ServedModel, data: bytes) -> dict[str, Any]:
-        image = load_digit_bytes(data, where=UPLOAD, max_pixels=MAX_IMAGE_PIXELS)
+    def predict_locked(served: ServedModel, data: bytes) -> dict[str, Any]:
         with lock:
-            return predict_digit(served.model, image)
+            return predict_bytes(served, data, where=UPLOAD, max_pixels=MAX_IMAGE_PIXELS)
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -176,7 +180,7 @@ def create_app(models: Sequence[ServedModel]) -> FastAPI:
         if name not in by_name:
             raise HTTPException(404, f"no model named {name!r} is served; served: {', '.join(by_name)}")
         try:
-            result = await run_in_threadpool(predict_bytes, by_name[name], _image_bytes(body.image))
+            result = await run_in_threadpool(predict_locked, by_name[name], _image_bytes(body.image))
         except ZerogradError as err:
             raise HTTPException(400, str(err)) from err
         result["model"] = name
