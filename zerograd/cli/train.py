@@ -69,6 +69,9 @@ def add_parser(sub: Any) -> None:
                    help="save the first convolution's filters before and after training as PNG (CNNs)")
     t.add_argument("--resume", default=_DEFAULT.resume, metavar="CHECKPOINT",
                    help="continue an interrupted run from its checkpoint, with the settings it was started with")
+    t.add_argument("--tensorboard", default=_DEFAULT.tensorboard, metavar="DIR",
+                   help="write every epoch's loss, accuracies and learning rate as TensorBoard events to DIR "
+                        "(needs zerograd[tensorboard]; with --resume the same DIR goes on)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     t.add_argument("--distributed", action="store_true",

@@ -70,6 +70,7 @@ class TrainConfig:
     plot: str | None = _run_option()  # learning curves as PNG
     plot_filters: str | None = _run_option()  # the first convolution's filters before and after training
     resume: str | None = _run_option()  # a checkpoint: continue its run with the settings it was started with
+    tensorboard: str | None = _run_option()  # a folder: every epoch's metrics as TensorBoard scalars
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from .config import DEFAULT_LR, InvalidSetting, TrainConfig, parse_hidden, parse
 from .data import load_data, load_run_data
 from .history import History, train_seconds
 from .loop import fit
-from .reporters import Reporter
+from .reporters import Reporter, Reporters, TensorBoardReporter
 
 __all__ = ["Job", "TrainResult", "augmentation", "load_data", "train"]
 
@@ -71,11 +71,13 @@ def train(config: TrainConfig, *, reporter: Reporter | None = None, progress: bo
           job: Job | None = None) -> TrainResult:
     """Trains as `zerograd train` does with these settings; returns the model, its history and the files written.
 
-    `reporter` receives the progress of every epoch (silent by default), `progress` shows a bar while a
-    dataset downloads. With `config.resume`, the run continues from that checkpoint with the settings it
-    was started with (any other setting given is refused).
+    `reporter` receives the progress of every epoch (silent by default; `config.tensorboard` adds a
+    TensorBoardReporter), `progress` shows a bar while a dataset downloads. With `config.resume`, the run
+    continues from that checkpoint with the settings it was started with (any other setting given is refused).
     """
     require_safetensors("writing the model file")  # fail before training, not after it
+    if config.tensorboard and (job is None or job.is_main):  # every epoch's metrics for TensorBoard too
+        reporter = Reporters(TensorBoardReporter(config.tensorboard), reporter or Reporter())
     config, model = _resumed(config) if config.resume else (config.validate(), None)
     if config.out is None:
         config = dataclasses.replace(

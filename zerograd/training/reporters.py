@@ -1,14 +1,17 @@
-"""Progress reporting for fit: silent by default (the library never prints), a line per epoch, or a tqdm bar."""
+"""Progress reporting for fit: silent by default (the library never prints), a line per epoch, a tqdm bar,
+TensorBoard scalars; Reporters passes each call to several of them."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from ..errors import ZerogradError
+from ..utils.tensorboard import SummaryWriter, require_tensorboard
 from .history import EpochRecord
 
-__all__ = ["LineReporter", "Reporter", "TqdmReporter", "default_reporter"]
+__all__ = ["LineReporter", "Reporter", "Reporters", "TensorBoardReporter", "TqdmReporter", "default_reporter"]
 
 
 class Reporter:
@@ -81,6 +84,61 @@ class TqdmReporter(Reporter):
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Reporters(Reporter):
+    """Several reporters as one: every call goes to each of them in turn (a progress bar and TensorBoard, say)."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def start_epoch(self, epoch: int, total_epochs: int, batches: int) -> None:
+        for r in self.reporters:
+            r.start_epoch(epoch, total_epochs, batches)
+
+    def batch(self, loss: float, accuracy: float) -> None:
+        for r in self.reporters:
+            r.batch(loss, accuracy)
+
+    def end_epoch(self, record: EpochRecord) -> None:
+        for r in self.reporters:
+            r.end_epoch(record)
+
+    def close(self) -> None:
+        for r in self.reporters:
+            r.close()
+
+
+class TensorBoardReporter(Reporter):
+    """Every epoch's metrics as TensorBoard scalars in `log_dir`, global step = epoch (needs zerograd[tensorboard]).
+
+    Tags: loss/train, accuracy/train (the running values over the epoch's batches), loss/test, accuracy/test
+    (when there is test data) and lr (the learning rate the epoch trained with). A resumed run writes into the
+    same folder and goes on from the epoch it resumes at: events a killed run left at or after it are purged.
+    """
+
+    TAGS = {"loss/train": "loss", "accuracy/train": "train_accuracy", "loss/test": "test_loss",
+            "accuracy/test": "test_accuracy", "lr": "lr"}
+
+    def __init__(self, log_dir: str | Path) -> None:
+        require_tensorboard()  # a missing extra fails before the run starts
+        self.log_dir, self.writer = str(log_dir), None
+
+    def start_epoch(self, epoch: int, total_epochs: int, batches: int) -> None:
+        if self.writer is None:  # opened at the first epoch trained: a resumed run purges from there on
+            self.writer = SummaryWriter(self.log_dir, purge_step=epoch if epoch > 1 else None)
+
+    def end_epoch(self, record: EpochRecord) -> None:
+        for tag, field in self.TAGS.items():
+            value = getattr(record, field)
+            if value is not None:
+                self.writer.add_scalar(tag, value, record.epoch)
+        self.writer.flush()  # an epoch takes seconds to minutes: show it in TensorBoard now
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def default_reporter(quiet: bool = False, stream: TextIO | None = None) -> Reporter:
