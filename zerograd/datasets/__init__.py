@@ -1,14 +1,17 @@
 """Datasets for zerograd: the bundled MNIST (book-compatible load_mnist), Fashion-MNIST and KMNIST
-downloads, IDX files, and a NumPy DataLoader. Depends only on NumPy, zerograd.errors and zerograd.random."""
+downloads, CIFAR-10 (binary version), IDX files, and a NumPy DataLoader. Depends only on NumPy, zerograd.errors,
+zerograd.random and zerograd.io."""
 
 from zerograd.datasets.augment import (
     RandomAffine,
+    RandomCropFlip,
     RandomRotation,
     RandomShift,
     affine_images,
     rotate_images,
     shift_images,
 )
+from zerograd.datasets.cifar import CIFAR10, CIFARArrays, is_cifar10_folder, load_cifar10
 from zerograd.datasets.download import cache_dir, download_file, file_digest, verify_file
 from zerograd.datasets.idx import idx_sha256, parse_idx, read_idx, write_idx
 from zerograd.datasets.loader import DataLoader, Dataset, Subset, TensorDataset, random_split
@@ -24,12 +27,15 @@ from zerograd.datasets.mnist import (
 )
 
 __all__ = [
+    "CIFAR10",
+    "CIFARArrays",
     "DATASETS",
     "FILE_STEMS",
     "DataLoader",
     "Dataset",
     "DatasetInfo",
     "RandomAffine",
+    "RandomCropFlip",
     "RandomRotation",
     "RandomShift",
     "Subset",
@@ -41,6 +47,8 @@ __all__ = [
     "download_file",
     "file_digest",
     "idx_sha256",
+    "is_cifar10_folder",
+    "load_cifar10",
     "load_dataset",
     "load_idx_folder",
     "load_mnist",

@@ -72,15 +72,27 @@ def affine_images(
     # Inverse rotation (image y axis points down, so a counter-clockwise turn on screen is this sign pattern).
     sx = u * cos - v * sin + cx
     sy = u * sin + v * cos + cy
+    out = sample_at(images, sx, sy, mode)
+    return _cast_like(out, x.dtype).reshape(x.shape)
 
-    work = np.float64 if x.dtype == np.float64 else np.float32
+
+def sample_at(images: np.ndarray, sx: np.ndarray, sy: np.ndarray, mode: str = "bilinear") -> np.ndarray:
+    """Images (N, C, H, W) sampled at pixel positions (`sx`, `sy`), each (N, P) or (1, P): (N, C, P).
+
+    Positions are in pixels (0 is the centre of the first pixel); bilinear weighs the four neighbours,
+    nearest takes floor(position + 0.5); neighbours outside the image count as 0. Computed in float64
+    for float64 images, else in float32.
+    """
+    n, c, h, w = images.shape
+    work = np.float64 if images.dtype == np.float64 else np.float32
     flat = images.reshape(n, c, h * w).astype(work, copy=False)
-    out = np.zeros((n, c, h * w), dtype=work)
+    p = np.shape(sx)[-1]
+    out = np.zeros((n, c, p), dtype=work)
 
     def gather(yy: np.ndarray, xx: np.ndarray, weight: np.ndarray) -> None:
         inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
         index = np.where(inside, yy * w + xx, 0).astype(np.intp)
-        values = np.take_along_axis(flat, np.broadcast_to(index[:, None, :], (n, c, h * w)), axis=2)
+        values = np.take_along_axis(flat, np.broadcast_to(index[:, None, :], (n, c, p)), axis=2)
         out[...] += values * (weight * inside).astype(work)[:, None, :]
 
     if mode == "nearest":
@@ -92,11 +104,15 @@ def affine_images(
         gather(y0, x0 + 1, (1 - fy) * fx)
         gather(y0 + 1, x0, fy * (1 - fx))
         gather(y0 + 1, x0 + 1, fy * fx)
+    return out
 
-    if x.dtype.kind in "iu":
-        info = np.iinfo(x.dtype)
+
+def _cast_like(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`out` as `dtype`: integer pixels rounded and clipped to the type's range."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
         out = np.clip(np.rint(out), info.min, info.max)
-    return out.astype(x.dtype, copy=False).reshape(x.shape)
+    return out.astype(dtype, copy=False)
 
 
 def shift_images(x: ArrayLike, dx: ArrayLike, dy: ArrayLike) -> np.ndarray:
@@ -161,3 +177,39 @@ class RandomRotation(RandomAffine):
     def __init__(self, max_degrees: float = 10.0, *, seed: int | np.random.Generator | None = None,
                  mode: str = "bilinear") -> None:
         super().__init__(0, max_degrees, seed=seed, mode=mode)
+
+
+class RandomCropFlip:
+    """Per image: zero-pad by `padding`, crop back to H x W at a random place, and mirror left-right with
+    probability 0.5 (if `flip`): the standard CIFAR augmentation (He et al. 2016).
+
+    Takes batches like RandomAffine ((N, C, H, W), (N, H, W) or square (N, H*W)); same shape and dtype.
+    """
+
+    def __init__(self, padding: int = 4, flip: bool = True, *, seed: int | np.random.Generator | None = None) -> None:
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ZerogradError(f"padding must be a whole number of pixels >= 0, got {padding!r}")
+        if not isinstance(flip, (bool, np.bool_)):
+            raise ZerogradError(f"flip must be True or False, got {flip!r}")
+        self.padding = int(padding)
+        self.flip = bool(flip)
+        self.generator = _rng(seed)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """A randomly cropped and flipped copy of the batch `x`; same shape and dtype."""
+        x = np.asarray(x)
+        images = _as_nchw(x)
+        n, c, h, w = images.shape
+        p = self.padding
+        top = self.generator.integers(0, 2 * p + 1, size=n)
+        left = self.generator.integers(0, 2 * p + 1, size=n)
+        mirror = self.generator.random(n) < 0.5 if self.flip else np.zeros(n, dtype=bool)
+        padded = np.pad(images, ((0, 0), (0, 0), (p, p), (p, p)))
+        # Every H x W window of each padded image, as a view; one fancy index copies out the chosen ones.
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
+        out = windows[np.arange(n), :, top, left]  # (N, C, H, W)
+        out[mirror] = out[mirror, ..., ::-1]
+        return out.reshape(x.shape)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(padding={self.padding}, flip={self.flip})"
