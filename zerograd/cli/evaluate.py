@@ -27,6 +27,10 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--skip-bad-images", action="store_true",
                    help="skip unreadable images of a folder (and count them) instead of refusing the folder")
     e.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (1 = one at a time)")
+    e.add_argument("--dtype", choices=("float16", "float32"), default=None,
+                   help="precision of the weights and the test images: float16 rounds both to half precision and "
+                        "computes with those values in float32 (the book's chapter 8.3.4); default: float16 for a "
+                        "model file that stores float16 weights (convert --dtype float16), else float32")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--plot", default=None, metavar="PATH", help="save the confusion matrix as PNG")
     e.add_argument("--plot-errors", default=None, metavar="PATH",
@@ -44,17 +48,23 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_model(args.model, args.arch)
     x, t, classes = load_test_data(args.data, meta.get("data"), skip_bad_images=args.skip_bad_images)
     check_input(model, x, args.data)
+    dtype = args.dtype or ("float16" if meta.get("dtype") == "float16" else "float32")
+    if dtype == "float16":  # as the book's half_float_network.py: the values rounded, the arithmetic wider
+        model.to(np.float16).to(np.float32)
+        x = x.astype(np.float16).astype(np.float32)
     result = evaluate(model, x, t, batch_size=args.batch_size)
     predictions = result.pop("predictions")
     names = classes if classes is not None and len(classes) == len(result["per_class_accuracy"]) else None
     names = names or [str(i) for i in range(len(result["per_class_accuracy"]))]
-    result.update(model=str(args.model), data=str(args.data), classes=names)
+    result.update(model=str(args.model), data=str(args.data), classes=names, dtype=dtype)
     _plot(args, model, x, t, predictions, np.array(result["confusion_matrix"]))
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"accuracy: {result['accuracy']:.4f} ({result['correct']}/{result['total']})")
     print(f"loss: {result['loss']:.4f}")
+    if dtype == "float16":
+        print("precision: float16 (weights and images rounded to half precision)")
     print("per-class accuracy: " + "  ".join(f"{name}:{a:.3f}" for name, a in zip(names, result["per_class_accuracy"])))
     matrix = result["confusion_matrix"]
     width = max(len(str(v)) for row in matrix for v in row) + 1

@@ -11,8 +11,10 @@ header's ``__metadata__`` (which holds only str -> str), the keys
     "zerograd_version": "0.1.0"   the library that wrote it, for error messages
     "config": "<JSON text>"       the caller's metadata dict (architecture, training settings, ...)
 
-so a model file alone is enough to rebuild and evaluate the model. A training checkpoint is a model
-file too: its model's arrays are stored under the prefix CHECKPOINT_MODEL_PREFIX beside the optimizer's.
+so a model file alone is enough to rebuild and evaluate the model. Arrays keep their dtype: weights stored
+as float16 (`zerograd convert --dtype float16`) take half the bytes and load into a float32 model unchanged.
+A training checkpoint is a model file too: its model's arrays are stored under the prefix
+CHECKPOINT_MODEL_PREFIX beside the optimizer's.
 """
 
 from __future__ import annotations

@@ -56,7 +56,9 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
     """A ready model and its metadata from a model file, "pretrained:NAME", or a book pickle with `arch`.
 
     Model files (.safetensors) carry their architecture; the book's pickles need `arch`
-    (e.g. "book-ch3") since they hold only arrays.
+    (e.g. "book-ch3") since they hold only arrays. A model file's weights may be stored in float16 (half the
+    file; `zerograd convert --dtype float16`): the model computes in float32 with those values, and
+    meta["dtype"] names the type the file stores.
     """
     spec = str(spec)
     if spec.startswith("pretrained:"):
@@ -89,6 +91,9 @@ def load_model(spec: str | Path, arch: str | None = None) -> tuple[nn.Module, di
         raise ModelFileError(f"{spec} holds no model configuration: it was not written by zerograd.save_model")
     if meta.get("kind") == "checkpoint":
         state = checkpoint_model_state(state)
+    stored = {str(v.dtype) for v in state.values() if v.dtype.kind == "f"}
+    if len(stored) == 1:  # the type the file stores the weights in; the model computes in float32
+        meta["dtype"] = stored.pop()
     check_config_fits(meta["config"], state, spec)
     try:
         model = build_model(meta["config"])
