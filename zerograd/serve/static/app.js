@@ -244,7 +244,7 @@ function buildBars(classes) {
     row.append(label, track, value);
     return row;
   });
-  const width = Math.min(12, Math.max(1.2, ...classes.map((name) => 0.6 * name.length)));
+  const width = Math.min(12, Math.max(1.2, ...classes.map((name) => 0.7 * name.length + 0.4))); // em, bold text
   probabilitiesEl.style.setProperty("--name-width", `${width}em`);
   probabilitiesEl.append(...rows);
   const more = document.createElement("p");
