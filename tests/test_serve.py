@@ -280,6 +280,13 @@ def test_served_models_are_checked(tmp_path, linear_file):
     assert load_served_model(str(untrained)).describe() == {
         "name": str(untrained), "arch": "mlp", "test_accuracy": None, "label": f"{untrained} (test accuracy unknown)",
         "kind": "digits", "classes": DIGITS, "channels": 1, "image_size": [28, 28]}
+    # MNIST-format data (no mean recorded) keeps the digit path, with the class names its file records
+    fashion = tmp_path / "fashion.safetensors"
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    save_model(MLP(784, (), 10), fashion, data={"source": "fashion-mnist", "classes": names, "channels": 1,
+                                                 "image_size": [28, 28], "mean": None, "std": None})
+    served = load_served_model(str(fashion))
+    assert (served.kind, served.classes, served.info) == ("digits", names, None)
 
 
 def test_cli_errors_are_one_line(capsys, tmp_path):
