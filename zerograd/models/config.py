@@ -17,6 +17,7 @@ from ..errors import ModelFileError
 from .book import book_ch3
 from .cnn import DeepConvNet, SimpleConvNet, conv_out
 from .mlp import MLP, TwoLayerNet
+from .resnet import ResNet, resnet_state_size
 
 __all__ = ["ARCHITECTURES", "build_model", "check_config_fits"]
 
@@ -26,6 +27,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "two-layer": TwoLayerNet,
     "simple-cnn": SimpleConvNet,
     "deep-cnn": DeepConvNet,
+    "resnet": ResNet,
 }
 
 
@@ -53,6 +55,15 @@ def _whole(value: Any, what: str) -> int:
     return value
 
 
+def _image_shape(config: dict[str, Any], default: tuple[int, int, int]) -> tuple[int, ...]:
+    """The configuration's input_shape (channels, height, width), three positive whole numbers, else ModelFileError."""
+    shape = config.get("input_shape", default)
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+        raise ModelFileError(f"the model configuration's input_shape must be [channels, height, width], "
+                             f"got {reprlib.repr(shape)}")
+    return tuple(_whole(d, "input_shape entry") for d in shape)
+
+
 def _weight_count(config: dict[str, Any]) -> int | None:
     """Number of weights the model of `config` holds, from the config alone (None: no formula for its arch).
 
@@ -74,11 +85,7 @@ def _weight_count(config: dict[str, Any]) -> int | None:
                  (("input_size", 784), ("hidden_size", 50), ("output_size", 10))]
         return sizes[0] * sizes[1] + sizes[1] * sizes[2]
     if arch in ("simple-cnn", "deep-cnn"):
-        shape = config.get("input_shape", (1, 28, 28))
-        if not isinstance(shape, (list, tuple)) or len(shape) != 3:
-            raise ModelFileError(f"the model configuration's input_shape must be [channels, height, width], "
-                                 f"got {reprlib.repr(shape)}")
-        channels, height, width = (_whole(d, "input_shape entry") for d in shape)
+        channels, height, width = _image_shape(config, (1, 28, 28))
         hidden = _whole(config.get("hidden", 100 if arch == "simple-cnn" else 50), "hidden")
         classes = _whole(config.get("num_classes", 10), "num_classes")
         if arch == "simple-cnn":
@@ -93,6 +100,10 @@ def _weight_count(config: dict[str, Any]) -> int | None:
             if i % 2 == 1:
                 size = [max(conv_out(n, 2, 0, 2), 0) for n in size]
         return convs + channels * size[0] * size[1] * hidden + hidden * classes
+    if arch == "resnet":
+        channels = _image_shape(config, (3, 32, 32))[0]
+        sizes = [_whole(config.get(k, d), k) for k, d in (("num_classes", 10), ("depth", 20), ("width", 16))]
+        return resnet_state_size(channels, *sizes)
     return None
 
 

@@ -19,7 +19,7 @@ __all__ = ["CHOICES", "DEFAULT_LR", "InvalidSetting", "TrainConfig", "parse_hidd
 
 # The choices of the settings that take a name; a checkpoint's settings are checked against them too (--resume).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model": ("mlp", "simple-cnn", "deep-cnn"),
+    "model": ("mlp", "simple-cnn", "deep-cnn", "resnet"),
     "activation": ("relu", "leaky_relu", "sigmoid", "tanh"),
     "optimizer": ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
     "schedule": ("none", "step", "cosine"),
@@ -46,7 +46,7 @@ def _run_option(default: Any = None) -> Any:
 class TrainConfig:
     """Every setting of `zerograd train`; the field names are its flags' (--batch-size is batch_size)."""
 
-    model: str = "mlp"  # mlp, or the book's simple-cnn (chapter 7) / deep-cnn (chapter 8)
+    model: str = "mlp"  # mlp, or the book's simple-cnn (chapter 7) / deep-cnn (chapter 8), or resnet (ResNet-20)
     hidden: str | None = None  # mlp hidden layer sizes, comma-separated (default: 256,128)
     activation: str = "relu"  # mlp hidden activation (the CNNs use ReLU)
     init: str = "auto"  # mlp weight init: auto, he, xavier, normal, or a std such as "0.01"
@@ -57,7 +57,7 @@ class TrainConfig:
     dropout: float | None = None  # after each hidden layer (default: none; deep-cnn: 0.5, as the book)
     batchnorm: bool = False
     augment: bool | None = None  # random shifts and rotations of the training images (default: deep-cnn only)
-    batch_size: int | None = None  # default: 128 (mlp), 100 (CNNs, as the book)
+    batch_size: int | None = None  # default: 128 (mlp, resnet), 100 (the book's CNNs)
     epochs: int | None = None  # passes over the training set (default: 10) ...
     iterations: int | None = None  # ... or this many mini-batches instead
     early_stopping: int | None = None  # stop after this many epochs without a better test accuracy
@@ -97,18 +97,18 @@ class TrainConfig:
         if not mlp:
             given = [flag for flag, value, default in (("--hidden", self.hidden, None),
                      ("--activation", self.activation, "relu"), ("--init", self.init, "auto")) if value != default]
-            if self.model == "simple-cnn" and self.dropout not in (None, 0.0):  # 0.0: no dropout, as it has
+            if self.model in ("simple-cnn", "resnet") and self.dropout not in (None, 0.0):  # 0.0: none, as they have
                 given.append("--dropout")
-            if given:
+            if given:  # (--batchnorm is a no-op for resnet, which has batch norm after every convolution)
                 raise InvalidSetting("model", f"{', '.join(given)} set(s) the mlp's layers; --model {self.model} has "
-                                              "the book's fixed layers: drop the flag or use --model mlp")
+                                              "fixed layers: drop the flag or use --model mlp")
         defaults: dict[str, Any] = {}
         if self.hidden is None and mlp:
             defaults["hidden"] = "256,128"
         if self.dropout is None:
             defaults["dropout"] = 0.5 if self.model == "deep-cnn" else 0.0
         if self.batch_size is None:
-            defaults["batch_size"] = 128 if mlp else 100
+            defaults["batch_size"] = 128 if mlp or self.model == "resnet" else 100  # resnet: the paper's 128
         if self.augment is None:  # deep-cnn reaches 0.9925 in 10 epochs without, 0.993+ with (README)
             defaults["augment"] = self.model == "deep-cnn"
         if self.epochs is None and self.iterations is None:

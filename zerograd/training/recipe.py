@@ -28,7 +28,7 @@ except ImportError:  # TEMP-LAZY
 from ..distributed import Parallel
 from ..errors import ZerogradError
 from ..io import require_safetensors
-from ..models import MLP, DeepConvNet, SimpleConvNet, build_model, check_input, save_model
+from ..models import MLP, DeepConvNet, ResNet, SimpleConvNet, build_model, check_input, save_model
 from ..plots import first_conv, plot_filters, plot_history
 from .checkpoint import load_checkpoint
 from .config import DEFAULT_LR, InvalidSetting, TrainConfig, parse_hidden, parse_init
@@ -178,6 +178,8 @@ def new_model(config: TrainConfig, image_shape: tuple[int, ...], num_classes: in
     if config.model == "deep-cnn":
         return DeepConvNet(image_shape, num_classes, dropout=config.dropout, batchnorm=config.batchnorm,
                            seed=config.seed)
+    if config.model == "resnet":  # ResNet-20: batch norm after every convolution whatever --batchnorm says
+        return ResNet(image_shape, num_classes, seed=config.seed)
     return MLP(math.prod(image_shape), parse_hidden(config.hidden), num_classes, activation=config.activation,
                dropout=config.dropout, batchnorm=config.batchnorm, init=parse_init(config.init), seed=config.seed)
 
