@@ -19,7 +19,7 @@ from zerograd import nn, optim
 from zerograd import onnx as zonnx
 from zerograd.cli import main
 from zerograd.datasets import load_mnist
-from zerograd.models import MLP, load_model
+from zerograd.models import MLP, ResNet, load_model, save_model
 
 TOL = 1e-5  # absolute, on probabilities
 
@@ -45,14 +45,28 @@ def _mlp_bn_dropout(x: np.ndarray, t: np.ndarray) -> nn.Module:
     return model.eval()
 
 
+def _resnet(x: np.ndarray, t: np.ndarray) -> nn.Module:
+    """ResNet-8 (width 8) after 10 Adam steps: both kinds of shortcut (identity, projection), trained statistics."""
+    model = ResNet((1, 28, 28), 10, depth=8, width=8, seed=0)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    for i in range(10):
+        loss = F.cross_entropy(model(zg.Tensor(x[i * 50 : (i + 1) * 50])), t[i * 50 : (i + 1) * 50])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
 def _build(name: str, mnist) -> nn.Module:
     x, t = mnist[2], mnist[3]
     if name == "mlp-bn-dropout":
         return _mlp_bn_dropout(x, t)
+    if name == "resnet":
+        return _resnet(x, t)
     return load_model(f"pretrained:{name}")[0]  # shipped trained; mlp is the default `zerograd train` network
 
 
-MODELS = ["book-ch3", "mlp", "mlp-bn-dropout", "simple-cnn", "deep-cnn"]
+MODELS = ["book-ch3", "mlp", "mlp-bn-dropout", "simple-cnn", "deep-cnn", "resnet"]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +138,12 @@ def test_exported_graphs_use_the_expected_operators(exported):
                                      "Relu", "Gemm"]  # dropout is the identity at inference: no node
     assert ops["simple-cnn"] == ["Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm"]
     assert ops["deep-cnn"].count("Conv") == 6 and ops["deep-cnn"].count("MaxPool") == 3
+    # ResNet-8: conv1, then a block per stage (two 3x3 convolutions; stages 2 and 3 a 1x1 projection too)
+    block = ["Conv", "BatchNormalization", "Relu", "Conv", "BatchNormalization"]
+    projection = ["Conv", "BatchNormalization"]
+    assert ops["resnet"] == ["Conv", "BatchNormalization", "Relu", *block, "Add", "Relu",
+                             *block, *projection, "Add", "Relu", *block, *projection, "Add", "Relu",
+                             "GlobalAveragePool", "Flatten", "Gemm"]
     graph = onnx.load(str(exported("mlp")[1])).graph
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]] == [1, 28, 28]
@@ -163,6 +183,32 @@ def test_export_covers_the_other_layers_and_opsets(mnist, tmp_path):
                 assert np.abs(zonnx.load(path)(x).data - want).max() <= TOL
 
 
+@pytest.mark.parametrize("size, ops", [(1, ["GlobalAveragePool"]), ((3, 2), ["AveragePool"]),
+                                       ((5, None), ["Constant", "Constant", "MatMul", "MatMul"])])
+def test_adaptive_avg_pool_exports_at_every_output_size(size, ops, tmp_path):
+    """1x1 is GlobalAveragePool, windows tiling the image an AveragePool, uneven ones forward's averaging matrices."""
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, generator=0), nn.AdaptiveAvgPool2d(size), nn.Flatten())
+    x = np.random.default_rng(3).standard_normal((6, 2, 14, 10)).astype(np.float32)  # pooled from 12x8
+    with zg.no_grad():
+        want = model(zg.Tensor(x)).data
+    for opset in (13, _newest_ort_opset()):
+        path = tmp_path / f"pool-{opset}.onnx"
+        zonnx.export(model, x[:2], path, opset=opset)
+        assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Conv", *ops, "Flatten"]
+        assert np.abs(_session(path).run(None, {"input": x})[0] - want).max() <= TOL
+        with zg.no_grad():
+            assert np.abs(zonnx.load(path)(x).data - want).max() <= TOL
+
+
+def test_cli_export_of_a_resnet_model_file(capsys, tmp_path, exported, mnist):
+    model = exported("resnet")[0]
+    save_model(model, tmp_path / "resnet.safetensors")
+    code, out, _ = _run(capsys, "export", str(tmp_path / "resnet.safetensors"), str(tmp_path / "resnet.onnx"))
+    assert code == 0 and "opset 17" in out
+    got = _softmax(_session(tmp_path / "resnet.onnx").run(None, {"input": mnist[0]})[0])
+    assert np.abs(got - exported("resnet")[2]).max() <= TOL
+
+
 def test_export_names_an_operation_it_cannot_map(tmp_path):
     class Peak(nn.Module):
         def __init__(self):
@@ -197,8 +243,12 @@ def test_round_trip_gives_the_same_parameters_and_outputs(name, exported, mnist)
     assert list(back) == list(original)
     for key in original:
         assert np.array_equal(back[key], original[key]), key
-    assert [type(m).__name__ for m in imported.children()] == [
-        type(m).__name__ for m in model.children() if not isinstance(m, nn.Dropout)]
+    if name != "resnet":  # a Sequential: the same layers in the same order
+        assert [type(m).__name__ for m in imported.children()] == [
+            type(m).__name__ for m in model.children() if not isinstance(m, nn.Dropout)]
+    # every layer with weights comes back as the same kind of layer at the same path ("layer2.0.downsample.0")
+    weighted = {path: type(m).__name__ for path, m in model.named_modules() if m._parameters}
+    assert {path: type(m).__name__ for path, m in imported.named_modules() if m._parameters} == weighted
     x = mnist[0][:200]  # the 1,000-image comparison with ONNX Runtime is the export test's
     with zg.no_grad():
         got = F.softmax(imported(zg.Tensor(x))).data

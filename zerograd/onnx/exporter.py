@@ -201,6 +201,21 @@ def _emit_pool(op: str) -> Callable[..., str]:
     return emit
 
 
+def _emit_adaptive_avg_pool(ex: _Exporter, fn: Function, t: Tensor, ins: list[str]) -> str:
+    """GlobalAveragePool for 1x1, AveragePool when the windows tile the image, else forward's averaging matrices."""
+    (h, w), (oh, ow) = fn.inputs[0].shape[2:], t.shape[2:]
+    if (oh, ow) == (1, 1):
+        return ex.emit("GlobalAveragePool", ins, ex.node_name(fn, "GlobalAveragePool"))
+    if h % oh == 0 and w % ow == 0:
+        kernel = [h // oh, w // ow]
+        return ex.emit("AveragePool", ins, ex.node_name(fn, "AveragePool"), kernel_shape=kernel, strides=kernel)
+    # windows of varying sizes: A_h (OH, H) @ x @ A_w.T (W, OW), MatMul broadcasting over (N, C) as NumPy's does
+    name = ex.node_name(fn, "MatMul")
+    rows = ex.value(Tensor(_conv._adaptive_weights(h, oh, t.dtype)))
+    cols = ex.value(Tensor(np.ascontiguousarray(_conv._adaptive_weights(w, ow, t.dtype).T)))
+    return ex.emit("MatMul", [ex.emit("MatMul", [rows, ins[0]], ex.unique(f"{name}/rows")), cols], name)
+
+
 _EMITTERS: dict[type, Callable[[_Exporter, Function, Tensor, list[str]], str]] = {
     _math.Linear: _emit_linear,
     _math.Add: _simple("Add"), _math.Sub: _simple("Sub"), _math.Mul: _simple("Mul"), _math.Div: _simple("Div"),
@@ -212,6 +227,7 @@ _EMITTERS: dict[type, Callable[[_Exporter, Function, Tensor, list[str]], str]] =
     _shape.Reshape: _emit_reshape, _shape.Transpose: _emit_transpose,
     _norm._BatchNormEval: _emit_batch_norm,
     _conv.Conv2d: _emit_conv, _conv.MaxPool2d: _emit_pool("MaxPool"), _conv.AvgPool2d: _emit_pool("AveragePool"),
+    _conv.AdaptiveAvgPool2d: _emit_adaptive_avg_pool,
 }
 
 

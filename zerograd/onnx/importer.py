@@ -394,6 +394,14 @@ def _build_pool(builder: _Builder, node: Any, at: dict[str, Any], ins: list[str]
     return nn.MaxPool2d(kernel, strides, pads), [ins[0]], []
 
 
+@_op("GlobalAveragePool")
+def _build_global_average_pool(builder: _Builder, node: Any, at: dict[str, Any], ins: list[str]) -> _Layer:
+    """nn.AdaptiveAvgPool2d(1): the mean of each channel of (N, C, H, W), kept as (N, C, 1, 1)."""
+    rank = builder.ranks.get(ins[0])
+    builder.require(rank == 4, node, f"input of rank {rank} (zerograd pools images (N, C, H, W))")
+    return nn.AdaptiveAvgPool2d(1), [ins[0]], []
+
+
 @_op("BatchNormalization")
 def _build_batch_norm(builder: _Builder, node: Any, at: dict[str, Any], ins: list[str]) -> _Layer:
     """nn.BatchNorm1d for (N, C) or nn.BatchNorm2d for (N, C, H, W), its running statistics as buffers."""
