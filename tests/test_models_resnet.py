@@ -104,6 +104,26 @@ def test_he_initialisation_with_fan_out_and_seeds():
     assert all(np.array_equal(v, first[k]) for k, v in ResNet().state_dict().items())  # seed=None: zerograd's generator
 
 
+def test_resnet_computes_what_pytorch_computes():
+    """ResNet-8 (width 2) in float64: logits in training and then in eval mode, and a running variance, as PyTorch 2.13
+    computed them with the same weights (the same network written with torch.nn, loaded with this state_dict)."""
+    model = ResNet((3, 8, 8), 3, depth=8, width=2, seed=0).double()
+    x = zg.Tensor(np.random.default_rng(0).standard_normal((4, 3, 8, 8)))
+    torch_train = [[-1.180929710336713, -1.4231166152114223, 2.663562775951192],
+                   [0.1881898954776552, -0.950753534865805, 0.9877273049296316],
+                   [0.46075702109726496, -1.4009155209120543, 1.3129152297958695],
+                   [0.1819862068914616, -0.22746054758878254, 1.5289646734694375]]
+    torch_eval = [[1.0712427822231982, -2.1308733402166027, 2.7142460156201125],
+                  [1.625361906788164, -2.237807732576497, 2.278341896730672],
+                  [1.9354990709668396, -3.2961068949506758, 2.517029193297799],
+                  [1.165253209765024, -2.068165777830733, 1.713743907857738]]
+    torch_running_var = [0.9373676835193403, 0.9295639447822026, 0.9269119466496412, 0.9229018309184496,
+                         0.9369820924627285, 0.9266256682244706, 0.9186011559206638, 0.9265026828458225]
+    np.testing.assert_allclose(model(x).data, torch_train, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.eval()(x).data, torch_eval, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.layer3[0].bn2.running_var, torch_running_var, rtol=1e-12)
+
+
 # --- gradients ---------------------------------------------------------------------------------------
 
 def _with_parameters(model: nn.Module):
