@@ -296,16 +296,16 @@ def _rotate(img: Any, angle: float, mode: InterpolationMode, expand: bool, centr
         low = np.floor(np.trunc((corners.min(axis=0) + (w * 0.5, h * 0.5)) / 1e-4) * 1e-4)
         high = np.ceil(np.trunc((corners.max(axis=0) + (w * 0.5, h * 0.5)) / 1e-4) * 1e-4)
         out_w, out_h = (int(v) for v in high - low)
-    # The source of each output pixel, computed in float32 step by step as torchvision's affine grid and
-    # grid_sample compute it, so that nearest sampling rounds the same halves the same way.
-    f32 = np.float64 if array.dtype == np.float64 else np.float32
-    scaled = matrix.astype(f32) / np.array([[0.5 * w], [0.5 * h]], dtype=f32)
+    # The source of each output pixel, computed step by step as torchvision's affine grid and grid_sample compute
+    # it (in float32, or float64 for float64 images), so that nearest sampling rounds the same halves the same way.
+    ftype = np.float64 if array.dtype == np.float64 else np.float32
+    scaled = matrix.astype(ftype) / np.array([[0.5 * w], [0.5 * h]], dtype=ftype)
     ys, xs = np.divmod(np.arange(out_h * out_w), out_w)
-    xs, ys = xs.astype(f32) + f32(0.5 - out_w * 0.5), ys.astype(f32) + f32(0.5 - out_h * 0.5)
+    xs, ys = xs.astype(ftype) + ftype(0.5 - out_w * 0.5), ys.astype(ftype) + ftype(0.5 - out_h * 0.5)
     grid_x = xs * scaled[0, 0] + ys * scaled[0, 1] + scaled[0, 2]
     grid_y = xs * scaled[1, 0] + ys * scaled[1, 1] + scaled[1, 2]
-    sx = ((grid_x + f32(1)) * f32(w) - f32(1)) / f32(2)  # pixel indices
-    sy = ((grid_y + f32(1)) * f32(h) - f32(1)) / f32(2)
+    sx = ((grid_x + ftype(1)) * ftype(w) - ftype(1)) / ftype(2)  # pixel indices
+    sy = ((grid_y + ftype(1)) * ftype(h) - ftype(1)) / ftype(2)
     if mode is InterpolationMode.NEAREST:
         sx, sy = np.rint(sx), np.rint(sy)  # grid_sample rounds halves to even
     images = array.reshape(-1, *array.shape[-3:])
