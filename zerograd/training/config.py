@@ -134,7 +134,8 @@ class TrainConfig:
         if config.image_size < 1:
             raise InvalidSetting("image_size", f"--image-size must be at least 1 pixel, got {config.image_size}")
         if not 0 < config.val_split < 1:
-            raise InvalidSetting("val_split", f"--val-split must be between 0 and 1 (exclusive), got {config.val_split}")
+            raise InvalidSetting("val_split", f"--val-split must be a share between 0 and 1 (exclusive), "
+                                              f"got {config.val_split}")
         if mlp:
             parse_hidden(config.hidden)
         return config

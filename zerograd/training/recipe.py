@@ -20,11 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import nn, optim
-from ..datasets.augment import RandomAffine
-try:  # TEMP-LAZY
-    from ..datasets.augment import RandomCropFlip
-except ImportError:  # TEMP-LAZY
-    pass
+from ..datasets.augment import RandomAffine, RandomCropFlip
 from ..distributed import Parallel
 from ..errors import ZerogradError
 from ..io import require_safetensors
