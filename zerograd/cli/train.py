@@ -21,10 +21,11 @@ _DEFAULT = TrainConfig()
 
 def add_parser(sub: Any) -> None:
     """Registers `train` and its flags (their defaults are TrainConfig's)."""
-    t = sub.add_parser("train", help="train a network on MNIST (or another dataset) and save it",
+    t = sub.add_parser("train", help="train a network on MNIST, CIFAR-10 or your own images and save it",
                        description="Train a network and write a model file (safetensors).")
     t.add_argument("--model", default=_DEFAULT.model, choices=CHOICES["model"],
-                   help="architecture: mlp, or the book's simple-cnn (chapter 7) / deep-cnn (chapter 8); default: mlp")
+                   help="architecture: mlp, the book's simple-cnn (chapter 7) / deep-cnn (chapter 8), or resnet "
+                        "(ResNet-20, He et al. 2016); default: mlp")
     t.add_argument("--hidden", default=_DEFAULT.hidden,
                    help="mlp hidden layer sizes, comma-separated (default: 256,128)")
     t.add_argument("--activation", default=_DEFAULT.activation, choices=CHOICES["activation"],
@@ -41,10 +42,10 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--batchnorm", action="store_true",
                    help="batch normalisation after each hidden Linear (mlp) or each convolution (CNNs)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=_DEFAULT.augment,
-                   help="random shifts (2 px) and rotations (10 degrees) of the training images "
-                        "(default: on for deep-cnn, off otherwise)")
+                   help="random shifts (2 px) and rotations (10 degrees) of grey training images; random crops of "
+                        "the 4-px zero-padded image and mirroring of colour ones (default: on for deep-cnn only)")
     t.add_argument("--batch-size", type=int, default=_DEFAULT.batch_size,
-                   help="default: 128 (mlp), 100 (CNNs, as the book)")
+                   help="default: 128 (mlp, resnet), 100 (the book's CNNs, as the book)")
     length = t.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=_DEFAULT.epochs,
                         help="passes over the training set (default: 10)")
