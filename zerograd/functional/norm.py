@@ -23,30 +23,45 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape(1, -1, 1, 1) if ndim == 4 else v
 
 
+def _channel_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel sum of a (or of a * b) over every axis but 1, without the product as a temporary.
+
+    einsum, because NumPy's sum over (0, 2, 3) walks the short rows of an image one at a time.
+    """
+    subscripts = "nc,nc->c" if a.ndim == 2 else "nchw,nchw->c"
+    if b is None:
+        return np.einsum(subscripts.split(",")[0] + "->c", a)
+    return np.einsum(subscripts, a, b)
+
+
 class BatchNorm(Function):
-    def forward(self, x, weight, bias, mean, var, eps=1e-5):
-        self.axes = _stat_axes(x.ndim)
+    def forward(self, x, weight, bias, mean, var, eps=1e-5, centered=None):
+        # centered: x - mean, when the caller already made it (computing the batch's variance); taken over
+        _stat_axes(x.ndim)  # (N, C) or (N, C, H, W)
         self.inv_std = 1.0 / np.sqrt(_per_channel(var, x.ndim) + eps)
-        self.x_hat = (x - _per_channel(mean, x.ndim)) * self.inv_std
+        x_hat = x - _per_channel(mean, x.ndim) if centered is None else centered
+        x_hat *= self.inv_std
+        self.x_hat = x_hat
         self.weight = _per_channel(weight, x.ndim)
         self.batch_stats = True
-        return self.x_hat * self.weight + _per_channel(bias, x.ndim)
+        out = x_hat * self.weight
+        out += _per_channel(bias, x.ndim)
+        return out
 
     def backward(self, g):
-        axes, x_hat = self.axes, self.x_hat
-        gw = (g * x_hat).sum(axis=axes)
-        gb = g.sum(axis=axes)
-        gx_hat = g * self.weight
-        if self.batch_stats:
-            # mean and variance came from this batch, so they carry gradient too
-            m = g.size // gb.size
-            gx = (self.inv_std / m) * (
-                m * gx_hat
-                - gx_hat.sum(axis=axes, keepdims=True)
-                - x_hat * (gx_hat * x_hat).sum(axis=axes, keepdims=True)
-            )
-        else:
-            gx = gx_hat * self.inv_std
+        x_hat = self.x_hat
+        gw = _channel_sum(g, x_hat)
+        gb = _channel_sum(g)
+        scale = self.weight * self.inv_std
+        if not self.batch_stats:
+            return g * scale, gw, gb
+        # mean and variance came from this batch, so they carry gradient too:
+        # gx = weight * inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), means per channel
+        m = g.size // gb.size
+        gx = x_hat * _per_channel(gw / m, g.ndim)
+        np.subtract(g, gx, out=gx)
+        gx -= _per_channel(gb / m, g.ndim)
+        gx *= scale
         return gx, gw, gb
 
 
@@ -73,17 +88,18 @@ def batch_norm(
     (running = (1 - momentum) * running + momentum * batch, as in PyTorch).
     """
     x = as_tensor(x)
-    axes = _stat_axes(x.ndim)
+    _stat_axes(x.ndim)
     if training or running_mean is None:
-        mean = x.data.mean(axis=axes)
-        var = x.data.var(axis=axes)
+        n = x.data.size // x.shape[1]
+        mean = _channel_sum(x.data) / n
+        centered = x.data - _per_channel(mean, x.ndim)
+        var = _channel_sum(centered, centered) / n
         if running_mean is not None and running_var is not None:
-            n = x.data.size // mean.size
             running_mean *= 1 - momentum
             running_mean += momentum * mean
             running_var *= 1 - momentum
             running_var += momentum * var * (n / max(n - 1, 1))  # unbiased, as PyTorch keeps it
-        return BatchNorm.apply(x, weight, bias, mean=mean, var=var, eps=eps)
+        return BatchNorm.apply(x, weight, bias, mean=mean, var=var, eps=eps, centered=centered)
     return _BatchNormEval.apply(x, weight, bias, mean=running_mean, var=running_var, eps=eps)
 
 
