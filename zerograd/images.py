@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import io
 import os
-import threading
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zerograd.errors import DataError, ZerogradError
+from zerograd.errors import DataError
+from zerograd.io.image_file import (
+    FORMATS,  # noqa: F401 (defined here before: still importable from here)
+    MAX_PIXELS,
+    gray_levels,
+    image_errors,
+    open_image,
+    require_pillow,
+)
 
 if TYPE_CHECKING:  # Pillow is optional: imported for annotations only, at run time inside functions
     import PIL.Image
@@ -41,17 +47,18 @@ NOISE_FLOOR = 0.05  # pixels fainter than this are background noise and become e
 SPECK_GAP = 0.1
 SPECK_SHARE = 0.1
 
-# Larger images are refused before their pixels are decoded (a 48-megapixel phone photo still fits):
-# a small file can announce a huge image (a decompression bomb), and memory must not follow the file's word.
-MAX_PIXELS = 50_000_000
-# Only these decoders see user files: the rest of Pillow's formats (EPS would even run Ghostscript)
-# are never tried. JPEG includes the multi-picture JPEGs (MPO) of many phone cameras.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 # The digit ends up 20 pixels high: a larger image is first shrunk by a whole factor to at most this
 # many pixels across (JPEG decodes straight at 1/2, 1/4 or 1/8 scale), so a 48-megapixel photo costs
 # tens of megabytes instead of more than a gigabyte of float64 copies.
 WORKING_SIZE = 2048
-_WARNINGS_LOCK = threading.Lock()
+# The errors of zerograd.io.open_image, worded for a digit (MAX_PIXELS and FORMATS are that module's).
+_MESSAGES = {
+    "too_large": "{where} is too large to be a digit image ({detail}); "
+                 "a few hundred pixels across is plenty: shrink it",
+    "unreadable": "{where} is not an image Pillow can read; save the digit as a PNG or JPEG file",
+    "corrupt": "{where} could not be decoded as an image ({detail}); save the digit again as PNG or JPEG",
+    "nan": "{where} holds NaN or infinite pixel values; save the digit as PNG or JPEG",
+}
 
 
 def load_digit_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -67,7 +74,7 @@ def load_digit_bytes(data: bytes, where: str = "the image", max_pixels: int = MA
     `where` names the image in error messages; images with more than `max_pixels` pixels are refused
     before they are decoded (a server taking uploads may set a lower limit).
     """
-    _require_pillow(f"reading {where}")
+    require_pillow(f"reading {where}")
     return _preprocess(_decode_grayscale(io.BytesIO(data), where, max_pixels), where=where)
 
 
@@ -77,21 +84,13 @@ def preprocess_digit_array(arr: np.ndarray) -> np.ndarray:
     Integer arrays are read as 0..255, float arrays as 0..1; either polarity (dark-on-light or
     light-on-dark) is accepted.
     """
-    _require_pillow("preparing a digit image")
+    require_pillow("preparing a digit image")
     return _preprocess(_to_0_255(np.asarray(arr)), where="the image array")
-
-
-def _require_pillow(task: str) -> None:
-    """Raise a ZerogradError with the install command when the optional Pillow is missing."""
-    try:
-        import PIL.Image  # noqa: F401
-    except ImportError as exc:
-        raise ZerogradError(f'{task} needs Pillow, which is not installed: pip install "zerograd[images]"') from exc
 
 
 def _read_grayscale(path: Path) -> np.ndarray:
     """Decode an image file to an (H, W) float64 array on a 0..255 scale, alpha composited onto white."""
-    _require_pillow(f"reading the image {path}")
+    require_pillow(f"reading the image {path}")
     if not path.exists():
         raise DataError(f"{path}: no such file; give the path of a PNG or JPEG image of one digit")
     if path.is_dir():
@@ -101,42 +100,14 @@ def _read_grayscale(path: Path) -> np.ndarray:
 
 def _decode_grayscale(source: Path | io.BytesIO, where: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an image file or its bytes to an (H, W) float64 array on a 0..255 scale, alpha on white."""
-    from PIL import Image, ImageOps, UnidentifiedImageError  # callers checked with _require_pillow
+    from PIL import ImageOps  # callers checked with require_pillow
 
-    try:
-        # Pillow only warns between its own limit and twice that; ours is lower, so that is an error.
-        # catch_warnings swaps process-wide filters: the lock keeps a server's threads from interleaving it.
-        with _WARNINGS_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img_file = Image.open(source, formats=FORMATS)  # reads the header only: quick
-        with img_file as img:
-            # open() has read the header only: refuse by the announced size before decoding a pixel.
-            if img.width * img.height > max_pixels:
-                raise DataError(
-                    f"{where} is too large to be a digit image ({img.width}x{img.height} pixels); "
-                    "a few hundred pixels across is plenty: shrink it"
-                )
-            if max(img.size) > WORKING_SIZE:
-                scale = WORKING_SIZE / max(img.size)
-                img.draft(None, (max(1, int(img.width * scale)), max(1, int(img.height * scale))))  # JPEG only
-            img.load()
-            img = _shrink(img)
-            # Phone cameras store rotation as an EXIF tag rather than rotating the pixels.
-            img = ImageOps.exif_transpose(img)
-            return _pil_to_gray(img, where)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(
-            f"{where} is too large to be a digit image ({exc}); a few hundred pixels across is plenty: shrink it"
-        ) from exc
-    except UnidentifiedImageError as exc:
-        raise DataError(
-            f"{where} is not an image Pillow can read; save the digit as a PNG or JPEG file"
-        ) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        # Pillow reports truncated or corrupt image data as OSError/ValueError/SyntaxError.
-        raise DataError(
-            f"{where} could not be decoded as an image ({exc}); save the digit again as PNG or JPEG"
-        ) from exc
+    img = open_image(source, where, max_pixels, draft_size=WORKING_SIZE, messages=_MESSAGES)
+    with image_errors(where, _MESSAGES, max_pixels):
+        img = _shrink(img)
+        # Phone cameras store rotation as an EXIF tag rather than rotating the pixels.
+        img = ImageOps.exif_transpose(img)
+        return _pil_to_gray(img, where)
 
 
 def _shrink(img: PIL.Image.Image) -> PIL.Image.Image:
@@ -160,14 +131,7 @@ def _pil_to_gray(img: PIL.Image.Image, where: str = "the image") -> np.ndarray:
 
     mode = img.mode
     if mode in ("I", "F") or mode.startswith("I;16"):
-        # convert("L") clips 16-bit values at 255 instead of rescaling them.
-        arr = np.asarray(img, dtype=np.float64)
-        if not np.isfinite(arr).all():  # a float TIFF may hold NaN or infinity
-            raise DataError(f"{where} holds NaN or infinite pixel values; save the digit as PNG or JPEG")
-        low, top = arr.min(initial=0.0), arr.max(initial=0.0)
-        if low < 0.0 or top > 65535.0:  # 32-bit integer or float pixels: map their range onto 0..255
-            return (arr - low) * (255.0 / (top - low))
-        return arr * (255.0 / 65535.0) if top > 255.0 else arr
+        return gray_levels(img, where, _MESSAGES)  # convert("L") would clip 16-bit values at 255
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if not has_alpha:
         if mode not in ("L", "RGB"):
