@@ -17,8 +17,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import functional as F
+from ..datasets import fit_image
 from ..errors import ModelFileError, ZerogradError
-from ..images import MAX_PIXELS, load_digit_bytes
+from ..images import load_digit_bytes
+from ..io import MAX_PIXELS, open_image
 from ..models import image_info, list_pretrained, load_model, normalize
 from ..nn import Module
 from ..tensor import Tensor, enable_grad, no_grad
@@ -194,11 +196,9 @@ def predict_digit(model: Module, image: np.ndarray) -> dict[str, Any]:
 def _prepare_upload(data: bytes, info: dict[str, Any], where: str, max_pixels: int) -> np.ndarray:
     """An image file's bytes -> float32 (1, C, H, W) as models.prepare_images makes it, with the server's
     pixel limit (prepare_images decodes with the library's default one)."""
-    from ..datasets import fit_image
-    from ..io import open_image
-
     image = open_image(io.BytesIO(data), where, max_pixels=max_pixels)
-    fitted = fit_image(image, int(info["channels"]), (int(info["image_size"][0]), int(info["image_size"][1])))
+    fitted = fit_image(image, int(info["channels"]), (int(info["image_size"][0]), int(info["image_size"][1])),
+                       where=where)
     return normalize(fitted[None], info["mean"], info["std"])
 
 
