@@ -20,7 +20,7 @@ def texture(kind: str, rng: np.random.Generator, height: int, width: int) -> np.
     a, b = rng.integers(0, 256, size=(2, 3))
     while np.abs(a.astype(int) - b.astype(int)).sum() < 150:  # two colours far enough apart to tell stripes
         b = rng.integers(0, 256, size=3)
-    period = int(rng.integers(4, 9))
+    period = int(rng.integers(8, 13))
     if kind == "horizontal":
         stripe = (np.arange(height) // (period // 2)) % 2 == 0
         mask = np.repeat(stripe[:, None], width, axis=1)

@@ -32,22 +32,22 @@ def run(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def split_folder(tmp_path_factory):
-    """train/ (60 per class) and test/ (20 per class) of three texture classes, mixed sizes, PNG and JPEG."""
-    return make_split_folder(tmp_path_factory.mktemp("textures"), 60, 20, seed=0)
+    """train/ (120 per class) and test/ (30 per class) of three texture classes, mixed sizes, PNG and JPEG."""
+    return make_split_folder(tmp_path_factory.mktemp("textures"), 120, 30, seed=0)
 
 
 @pytest.fixture(scope="module")
 def trained(split_folder, tmp_path_factory):
-    """simple-cnn trained on the split folder for 4 epochs, and its results."""
+    """simple-cnn trained on the split folder for 10 epochs (batch 10), and its results."""
     out = tmp_path_factory.mktemp("run") / "model.safetensors"
-    result = train(TrainConfig(model="simple-cnn", data=str(split_folder), epochs=4, seed=0, out=str(out),
-                               image_size=24))
+    result = train(TrainConfig(model="simple-cnn", data=str(split_folder), epochs=10, batch_size=10, seed=0,
+                               out=str(out), image_size=24))
     return out, result
 
 
 def test_a_split_folder_of_mixed_colour_images_trains(trained):
     out, result = trained
-    assert result.results["test_accuracy"] >= 0.9  # 60 test images of 3 texture classes
+    assert result.results["test_accuracy"] >= 0.93  # 90 test images of 3 texture classes (measured 0.967)
     _, meta = load_model_file(out)
     data = meta["data"]
     assert data["classes"] == list(CLASSES)
@@ -60,11 +60,11 @@ def test_a_split_folder_of_mixed_colour_images_trains(trained):
 
 def test_the_training_set_is_normalised_per_channel(split_folder):
     run = load_run_data(str(split_folder), image_size=24)
-    assert run.x_train.dtype == np.float32 and run.x_train.shape == (180, 3, 24, 24)
-    assert run.x_test.shape == (60, 3, 24, 24)
+    assert run.x_train.dtype == np.float32 and run.x_train.shape == (360, 3, 24, 24)
+    assert run.x_test.shape == (90, 3, 24, 24)
     np.testing.assert_allclose(run.x_train.mean(axis=(0, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(run.x_train.std(axis=(0, 2, 3)), 1, atol=1e-3)
-    assert np.bincount(run.t_train).tolist() == [60, 60, 60]
+    assert np.bincount(run.t_train).tolist() == [120, 120, 120]
 
 
 def test_evaluate_reports_accuracy_per_class_name(trained, split_folder, capsys):
@@ -73,7 +73,7 @@ def test_evaluate_reports_accuracy_per_class_name(trained, split_folder, capsys)
     assert code == 0
     report = json.loads(text)
     assert report["classes"] == list(CLASSES)
-    assert report["total"] == 60
+    assert report["total"] == 90
     assert report["accuracy"] == pytest.approx(result.results["test_accuracy"])
     code, text, _ = run(capsys, "evaluate", out, "--data", split_folder)
     assert code == 0
@@ -109,13 +109,13 @@ def test_a_class_folder_holds_out_a_stratified_share(tmp_path):
 
 
 def test_train_on_a_class_folder_from_the_command_line(tmp_path, capsys):
-    folder = make_class_folder(tmp_path / "classes", 30, seed=4)
+    folder = make_class_folder(tmp_path / "classes", 50, seed=4)
     out = tmp_path / "m.safetensors"
-    code, text, _ = run(capsys, "train", "--data", folder, "--model", "mlp", "--epochs", "3", "--val-split", "0.2",
-                        "--image-size", "16", "--out", out, "--json", "--quiet")
+    code, text, _ = run(capsys, "train", "--data", folder, "--model", "simple-cnn", "--epochs", "8", "--batch-size",
+                        "10", "--val-split", "0.2", "--image-size", "16", "--out", out, "--json", "--quiet")
     assert code == 0
     result = json.loads(text)
-    assert result["test_accuracy"] >= 0.6  # an MLP on 16x16 textures, 18 held-out images
+    assert result["test_accuracy"] >= 0.8  # 16x16 textures, 30 held-out images
     model, meta = load_model(out)
     assert meta["data"]["image_size"] == [16, 16]
     assert meta["training"]["settings"]["val_split"] == 0.2

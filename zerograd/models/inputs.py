@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..datasets import fit_image
 from ..errors import ZerogradError
+from ..io import open_image
 
 __all__ = ["check_input", "example_batch", "image_info", "input_shape", "input_size", "normalize", "prepare_images"]
 
@@ -91,9 +93,6 @@ def prepare_images(sources: list[str | os.PathLike[str] | bytes], info: dict[str
 
     `names` name the sources in errors (default: the paths; "the image" for bytes).
     """
-    from ..datasets import fit_image  # TEMP-LAZY
-    from ..io import open_image  # TEMP-LAZY
-
     arrays = []
     for i, source in enumerate(sources):
         where = names[i] if names is not None else ("the image" if isinstance(source, bytes) else str(source))

@@ -21,12 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import DATASETS, load_dataset
-
-try:  # TEMP-LAZY
-    from ..datasets import FolderImages, folder_kind, is_cifar10_folder, load_cifar10, load_image_folder, stratified_split
-except ImportError:  # TEMP-LAZY
-    pass
+from ..datasets import (
+    DATASETS,
+    FolderImages,
+    folder_kind,
+    is_cifar10_folder,
+    load_cifar10,
+    load_dataset,
+    load_image_folder,
+    stratified_split,
+)
 from ..errors import DataError, ZerogradError
 from ..models.inputs import normalize
 
@@ -86,7 +90,7 @@ def load_run_data(data: str, *, image_size: int = 32, val_split: float = 0.2, se
     if data in DATASETS:
         return _mnist_format(data, progress)
     folder = Path(data).expanduser()
-    if folder.is_dir() and "is_cifar10_folder" in globals() and "folder_kind" in globals():  # TEMP-LAZY
+    if folder.is_dir():
         if is_cifar10_folder(folder):
             return _cifar(folder, progress)
         kind = folder_kind(folder)
@@ -140,8 +144,7 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
     file, a book pickle), data is prepared as MNIST is.
     """
     folder = Path(data).expanduser()
-    kind = (folder_kind(folder) if folder.is_dir() and "folder_kind" in globals()  # TEMP-LAZY
-            and not is_cifar10_folder(folder) else None)
+    kind = folder_kind(folder) if folder.is_dir() and not is_cifar10_folder(folder) else None
     if kind is None:
         run = load_run_data(data, progress=progress)
         if info is not None and info.get("mean") is not None and run.info.get("mean") is not None:
@@ -150,7 +153,7 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
         return run.x_test, run.t_test, run.classes
     if kind == "split":
         folder = folder / "test" if (folder / "test").is_dir() else folder / "val"
-    if info is None:
+    if info is None or info.get("mean") is None:
         raise ZerogradError(f"{data} is a folder of images but this model records no image preprocessing "
                             "(it was not trained on an image folder): evaluate it on the data it was trained on")
     images: FolderImages = load_image_folder(folder, channels=int(info["channels"]), size=tuple(info["image_size"]),
