@@ -2,7 +2,7 @@
 
 The layout is torchvision's: `root/<class>/<image>`, the classes sorted by folder name, images also in folders
 below a class folder (links followed), the samples sorted as torchvision sorts them. `ImageFolder` reads an
-image when it is asked for; `load_image_folder` decodes every image at once, on every thread, into uint8
+image when it is asked for; `load_image_folder` decodes every image at once (large ones on every thread) into uint8
 (N, C, H, W) arrays of one size and one channel count, and caches them on disk so that the next load of an
 unchanged folder starts at once. `fit_image` is the preparation of one image: a photo given to a model trained
 on a folder gets exactly what the training images got.
@@ -265,10 +265,8 @@ def _whole(value: Any) -> int | None:
     return None if isinstance(value, bool) or not isinstance(value, (int, np.integer)) else int(value)
 
 
-Settings = tuple[int, "int | None", "tuple[int, int] | None", "list[str] | None"]
-
-
-def _settings(image_size: Any, channels: Any, size: Any, classes: Any) -> Settings:
+def _settings(image_size: Any, channels: Any, size: Any,
+              classes: Any) -> tuple[int, int | None, tuple[int, int] | None, list[str] | None]:
     """load_image_folder's arguments checked: (image_size, channels, size, classes)."""
     if (_whole(image_size) or 0) < 1:
         raise ZerogradError(f"image_size must be a whole number of pixels >= 1, e.g. 32, got {image_size!r}")
@@ -295,8 +293,9 @@ def load_image_folder(root: PathLike, *, image_size: int = 32, channels: int | N
     channels: None: 1 if every image is grayscale by its mode (1, L, LA, I, I;16, F, or a palette of greys),
     else 3; 1 or 3 converts every image to that. size: None: the images' size when they all share one (resized
     False), else image_size x image_size; (H, W): that size. An image of another size is scaled and cropped at
-    the centre, as `fit_image` says (which also says what happens to transparency). classes: the training
-    split's classes, for a test split: each class folder must be one of them, and y indexes that list.
+    the centre, as `fit_image` says (which also says what happens to transparency). The channels and the size
+    are decided from the images' headers, before their pixels are decoded. classes: the training split's
+    classes, for a test split: each class folder must be one of them, and y indexes that list.
 
     An image that cannot be read (corrupt, truncated, over the pixel limit, not an image) is an error naming
     it; with skip_bad=True it is left out and listed in `.skipped`. The arrays are cached under
@@ -310,7 +309,8 @@ def load_image_folder(root: PathLike, *, image_size: int = 32, channels: int | N
     if classes is None:
         classes = found
     else:
-        extra = [name for name in found if name not in classes]
+        known = set(classes)
+        extra = [name for name in found if name not in known]
         if extra:
             raise DataError(f"{folder / extra[0]} is a class folder of a class the training data does not have "
                             f"(its classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''}); "
