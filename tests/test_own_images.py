@@ -148,3 +148,27 @@ def test_a_digit_model_is_refused_on_a_folder_of_images(tmp_path, split_folder, 
     code, _, err = run(capsys, "evaluate", out, "--data", split_folder)
     assert code != 0
     assert "records no image preprocessing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_image_is_refused_or_skipped_and_counted(tmp_path, capsys):
+    folder = make_split_folder(tmp_path / "photos", 12, 4, seed=5)
+    bad = folder / "train" / "plain" / "broken.png"
+    bad.write_bytes(Image.new("RGB", (30, 30)).tobytes()[:50])  # not an image at all
+    out = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", folder, "--model", "mlp", "--epochs", "1", "--out", out)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0]
+    assert not out.exists()
+    code, text, err = run(capsys, "train", "--data", folder, "--model", "mlp", "--epochs", "1", "--out", out,
+                          "--skip-bad-images", "--json", "--quiet")
+    assert code == 0
+    assert json.loads(text)["skipped_images"] == 1
+    first = sorted((folder / "test" / "vertical").iterdir())[0]
+    (folder / "test" / "vertical" / "cut.jpg").write_bytes(first.read_bytes()[:40])  # truncated
+    code, _, err = run(capsys, "evaluate", out, "--data", folder)
+    assert code != 0 and "cut.jpg" in err
+    code, text, _ = run(capsys, "evaluate", out, "--data", folder, "--skip-bad-images", "--json")
+    assert code == 0
+    report = json.loads(text)
+    assert report["skipped_images"] == 1 and report["total"] == 12

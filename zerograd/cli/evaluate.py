@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ZerogradError("--batch-size must be at least 1")
     model, meta = load_model(args.model, args.arch)
-    x, t, classes = load_test_data(args.data, meta.get("data"), skip_bad_images=args.skip_bad_images)
+    x, t, classes, skipped = load_test_data(args.data, meta.get("data"), skip_bad_images=args.skip_bad_images)
     check_input(model, x, args.data)
     dtype = args.dtype or ("float16" if meta.get("dtype") == "float16" else "float32")
     if dtype == "float16":  # as the book's half_float_network.py: the values rounded, the arithmetic wider
@@ -57,10 +57,14 @@ def run(args: argparse.Namespace) -> int:
     names = classes if classes is not None and len(classes) == len(result["per_class_accuracy"]) else None
     names = names or [str(i) for i in range(len(result["per_class_accuracy"]))]
     result.update(model=str(args.model), data=str(args.data), classes=names, dtype=dtype)
+    if skipped:
+        result["skipped_images"] = skipped
     _plot(args, model, x, t, predictions, np.array(result["confusion_matrix"]))
     if args.json:
         print(json.dumps(result))
         return 0
+    if skipped:
+        print(f"skipped {skipped} unreadable images (--skip-bad-images)")
     print(f"accuracy: {result['accuracy']:.4f} ({result['correct']}/{result['total']})")
     print(f"loss: {result['loss']:.4f}")
     if dtype == "float16":

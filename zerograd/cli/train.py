@@ -126,6 +126,8 @@ def _report(result: TrainResult, args: argparse.Namespace) -> None:
                           "checkpoint_path": str(result.checkpoint_path), "history_path": str(result.history_path),
                           "stopped_early": result.stopped_early}))
         return
+    if results.get("skipped_images"):
+        print(f"skipped {results['skipped_images']} unreadable images (--skip-bad-images)", file=sys.stderr)
     if not args.quiet:
         print(f"test accuracy {results['test_accuracy']:.4f} after {results['epochs']} epochs "
               f"({results['train_seconds']:.1f}s of training)", file=sys.stderr)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ..datasets import (
 from ..errors import DataError, ZerogradError
 from ..models.inputs import normalize
 
-__all__ = ["RunData", "load_data", "load_run_data", "load_test_data", "normalize"]
+__all__ = ["RunData", "TestData", "load_data", "load_run_data", "load_test_data", "normalize"]
 
 
 @dataclass
@@ -135,9 +135,18 @@ def _cifar(folder: Path | None, progress: bool) -> RunData:
                         evaluation="test")
 
 
+class TestData(NamedTuple):
+    """The evaluation split that load_test_data prepares; `skipped`: unreadable images left out."""
+
+    x: np.ndarray
+    t: np.ndarray
+    classes: list[str]
+    skipped: int = 0
+
+
 def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: bool = False,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """The evaluation split of `data`, prepared as the model whose data `info` its file records: (x, t, classes).
+                   progress: bool = False) -> TestData:
+    """The evaluation split of `data`, prepared as the model whose data `info` its file records.
 
     A folder of class folders is read whole (every image is evaluated), with the model's channels, image size
     and normalisation; its class folders are matched to the model's class names. Without `info` (an older model
@@ -149,8 +158,8 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
         run = load_run_data(data, progress=progress)
         if info is not None and info.get("mean") is not None and run.info.get("mean") is not None:
             # CIFAR-10 again: normalised by what the model was trained with, not by this run's own statistics
-            return _renormalized(run.x_test, run.info, info), run.t_test, run.classes
-        return run.x_test, run.t_test, run.classes
+            return TestData(_renormalized(run.x_test, run.info, info), run.t_test, run.classes)
+        return TestData(run.x_test, run.t_test, run.classes)
     if kind == "split":
         folder = folder / "test" if (folder / "test").is_dir() else folder / "val"
     if info is None or info.get("mean") is None:
@@ -158,7 +167,8 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
                             "(it was not trained on an image folder): evaluate it on the data it was trained on")
     images: FolderImages = load_image_folder(folder, channels=int(info["channels"]), size=tuple(info["image_size"]),
                                              classes=list(info["classes"]), skip_bad=skip_bad_images)
-    return normalize(images.x, info.get("mean"), info.get("std")), images.y.astype(np.int64), images.classes
+    return TestData(normalize(images.x, info.get("mean"), info.get("std")), images.y.astype(np.int64),
+                    images.classes, len(images.skipped))
 
 
 def _renormalized(x: np.ndarray, own: dict[str, Any], model: dict[str, Any]) -> np.ndarray:

@@ -121,6 +121,8 @@ def train(config: TrainConfig, *, reporter: Reporter | None = None, progress: bo
     results = {"test_accuracy": final.test_accuracy, "test_loss": final.test_loss, "train_loss": final.loss,
                "epochs": len(history), "iterations": final.iterations,
                "train_seconds": round(train_seconds(history), 3)}
+    if data.info.get("skipped"):  # --skip-bad-images left some out: say how many
+        results["skipped_images"] = data.info["skipped"]
     save_model(model, out, {"settings": config.settings(), "results": results}, data=data.info)
     history.save_json(f"{stem}.history.json")
     history.save_csv(f"{stem}.history.csv")
