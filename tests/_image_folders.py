@@ -71,3 +71,25 @@ def make_split_folder(root: Path, train_per_class: int, test_per_class: int, see
     make_class_folder(root / "train", train_per_class, seed)
     make_class_folder(root / test_name, test_per_class, seed + 1000)
     return root
+
+
+def write_cifar_folder(root: Path, train_per_batch: tuple[int, ...] = (150, 150), test: int = 90,
+                       seed: int = 0) -> Path:
+    """An extracted CIFAR-10 binary folder (root/cifar-10-batches-bin) of texture images: labels 0-2 are the
+    three CLASSES, the other seven class names of the meta file go unused. Records: a label byte, then the
+    red, green and blue 32x32 planes."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def records(n: int) -> bytes:
+        labels = rng.integers(0, len(CLASSES), n)
+        return b"".join(bytes([int(k)]) + texture(CLASSES[k], rng, 32, 32).transpose(2, 0, 1).tobytes()
+                        for k in labels)
+
+    for i, n in enumerate(train_per_batch, 1):
+        (folder / f"data_batch_{i}.bin").write_bytes(records(n))
+    (folder / "test_batch.bin").write_bytes(records(test))
+    names = [*CLASSES, "ship", "truck", "frog", "deer", "bird", "cat", "dog"]
+    (folder / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    return folder

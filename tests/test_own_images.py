@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from _image_folders import CLASSES, make_class_folder, make_split_folder, texture, write_image
+from _image_folders import CLASSES, make_class_folder, make_split_folder, texture, write_cifar_folder, write_image
 from _small_mnist import write_small_mnist
 from PIL import Image
 
@@ -172,3 +172,39 @@ def test_a_bad_image_is_refused_or_skipped_and_counted(tmp_path, capsys):
     assert code == 0
     report = json.loads(text)
     assert report["skipped_images"] == 1 and report["total"] == 12
+
+
+def test_cifar10_records_train_from_a_folder_and_from_the_cache(tmp_path, capsys):
+    folder = write_cifar_folder(tmp_path / "downloads")
+    out = tmp_path / "c.safetensors"
+    code, text, _ = run(capsys, "train", "--data", folder, "--model", "simple-cnn", "--epochs", "4",
+                        "--batch-size", "10", "--out", out, "--json", "--quiet")
+    assert code == 0
+    accuracy = json.loads(text)["test_accuracy"]
+    assert accuracy >= 0.9  # 90 test records of three texture classes
+    _, meta = load_model(out)
+    data = meta["data"]
+    assert data["source"] == "cifar10" and data["channels"] == 3 and data["image_size"] == [32, 32]
+    assert data["classes"][:3] == list(CLASSES) and len(data["classes"]) == 10
+    # --data cifar10 reads the copy under the data folder ($ZEROGRAD_DATA/cifar-10) without downloading
+    cache = tmp_path / "cache" / "cifar-10"
+    cache.mkdir(parents=True)
+    folder.rename(cache / folder.name)
+    code, text, _ = run(capsys, "evaluate", out, "--data", "cifar10", "--json")
+    assert code == 0
+    report = json.loads(text)
+    assert report["accuracy"] == pytest.approx(accuracy) and report["classes"][:3] == list(CLASSES)
+
+
+def test_cifar10_download_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZEROGRAD_MIRROR", "http://127.0.0.1:9/")  # a refused port
+    code, _, err = run(capsys, "train", "--data", "cifar10", "--epochs", "1", "--out", tmp_path / "m.safetensors")
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "cifar-10-binary.tar.gz" in err
+
+
+def test_a_folder_of_idx_files_stays_one_whatever_else_it_holds(tmp_path):
+    folder = write_small_mnist(tmp_path / "idx", 200, 50)
+    make_class_folder(folder / "plots", 2)  # a sub-folder of images beside the IDX files
+    run = load_run_data(str(folder))
+    assert run.x_train.shape == (200, 1, 28, 28) and run.info["source"] == "idx" and run.info["mean"] is None

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..datasets import (
     DATASETS,
+    FILE_STEMS,
     FolderImages,
     folder_kind,
     is_cifar10_folder,
@@ -90,7 +91,7 @@ def load_run_data(data: str, *, image_size: int = 32, val_split: float = 0.2, se
     if data in DATASETS:
         return _mnist_format(data, progress)
     folder = Path(data).expanduser()
-    if folder.is_dir():
+    if folder.is_dir() and not _holds_idx_files(folder):
         if is_cifar10_folder(folder):
             return _cifar(folder, progress)
         kind = folder_kind(folder)
@@ -112,6 +113,11 @@ def load_run_data(data: str, *, image_size: int = 32, val_split: float = 0.2, se
                                 resized=images.resized, evaluation=f"{val_split:g} held out",
                                 skipped=len(images.skipped))
     return _mnist_format(data, progress)
+
+
+def _holds_idx_files(folder: Path) -> bool:
+    """Whether the folder holds MNIST-format IDX files (then it is read as such, whatever else it holds)."""
+    return any((folder / f"{stem}{gz}").is_file() for stem in FILE_STEMS for gz in ("", ".gz"))
 
 
 def _mnist_format(data: str, progress: bool) -> RunData:
@@ -153,7 +159,8 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
     file, a book pickle), data is prepared as MNIST is.
     """
     folder = Path(data).expanduser()
-    kind = folder_kind(folder) if folder.is_dir() and not is_cifar10_folder(folder) else None
+    readable = folder.is_dir() and not _holds_idx_files(folder) and not is_cifar10_folder(folder)
+    kind = folder_kind(folder) if readable else None
     if kind is None:
         run = load_run_data(data, progress=progress)
         if info is not None and info.get("mean") is not None and run.info.get("mean") is not None:
