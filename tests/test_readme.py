@@ -23,7 +23,7 @@ def test_readme_examples_run(tmp_path, monkeypatch):
         if "zerograd import experiments" in block or "DistributedLoader" in block:
             continue  # (the distributed example runs under mpiexec in tests/test_distributed.py)
         if 'load_image_folder("photos"' in block:
-            continue  # the reader's own photos and a CIFAR-10 download (tests/test_datasets_folder.py, test_datasets_cifar.py)
+            continue  # the reader's own photos, a CIFAR-10 download (tests: test_datasets_folder, test_datasets_cifar)
         # a loop whose body is `...` stands for the reader's own code: run one pass of it
         exec(compile(block.replace("    ...\n", "    break\n"), str(README), "exec"), namespace)
     model, optimizer = namespace["model"], namespace["optimizer"]
