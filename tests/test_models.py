@@ -87,7 +87,7 @@ def test_not_a_model_file(tmp_path):
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model(tmp_path / "missing.safetensors")
     with pytest.raises(ModelFileError, match="unknown architecture"):
-        build_model({"arch": "resnet"})
+        build_model({"arch": "vgg16"})  # (resnet is one now)
 
 
 # --- chapters 4 and 5: the two-layer network ------------------------------------------------------
