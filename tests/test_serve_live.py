@@ -141,18 +141,24 @@ def canvas_sums(page) -> list[int]:
         return s; })""")
 
 
+def open_page(browser, server: Server):
+    """The page of `server` once its two models are listed, and the list its script errors are collected in."""
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.url)
+    page.wait_for_function("document.querySelectorAll('#model option').length === 2")
+    return page, errors
+
+
 def test_page_reads_drawn_and_uploaded_digits(browser, tmp_path):
     linear = tmp_path / "linear.safetensors"  # a second model, for the selector
     save_model(MLP(784, (), 10, seed=3), linear, {"results": {"test_accuracy": 0.5}})
     [best] = load_served_models([])
     server = Server(f"pretrained:{best.name}", str(linear))
     try:
-        page = browser.new_page(viewport={"width": 1000, "height": 760})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(server.url)
-        page.wait_for_function("document.querySelectorAll('#model option').length === 2")
+        page, errors = open_page(browser, server)
         options = page.locator("#model option").all_text_contents()
         assert options == [f"{best.name} (test accuracy {best.test_accuracy:.4f})",
                            f"{linear} (test accuracy 0.5000)"]
@@ -203,12 +209,7 @@ def test_page_reads_uploaded_colour_images(browser, tmp_path):
     colour = save_colour_model(tmp_path / "colour.safetensors")
     server = Server(str(colour), "pretrained:book-ch3")
     try:
-        page = browser.new_page(viewport={"width": 1000, "height": 760})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(server.url)
-        page.wait_for_function("document.querySelectorAll('#model option').length === 2")
+        page, errors = open_page(browser, server)
         page.wait_for_function("document.querySelector('#title').textContent === 'Classify an image'")
         assert not page.is_visible("#canvas") and page.is_visible("#drop")  # a colour model gets no canvas
         assert page.locator("#probabilities .row .name").all_text_contents() == ["tomato", "leaf", "sky"]
