@@ -88,6 +88,19 @@ def test_train_perceptron_learns_linearly_separable_gates(targets):
     np.testing.assert_array_equal(result.perceptron(TRUTH_INPUTS), targets)
 
 
+def test_train_perceptron_keeps_its_bias_in_the_weights_dtype_on_every_numpy():
+    # NumPy 1.x promoted np.float32 + Python float to float64: b became float64, training saw one answer and a
+    # batch (adding b rounded to float32) another - AND "converged", then said 0 for (1, 1). Same on 1.x and 2.x.
+    result = train_perceptron(TRUTH_INPUTS, [0, 0, 0, 1])
+    p = result.perceptron
+    assert result.converged and result.epochs == 6 and result.mistakes_per_epoch == [1, 3, 3, 2, 1, 0]
+    assert p.w.dtype == np.float32 and type(p.b) is np.float32
+    np.testing.assert_array_equal(p.w, np.array([0.2, 0.1], dtype=np.float32))
+    assert p.b == np.float32(-0.2)
+    np.testing.assert_array_equal(p(TRUTH_INPUTS), [0, 0, 0, 1])
+    assert [int(p(x)) for x in TRUTH_INPUTS] == [0, 0, 0, 1]
+
+
 def test_train_perceptron_reports_xor_does_not_converge():
     result = train_perceptron(TRUTH_INPUTS, [0, 1, 1, 0], max_epochs=50)
     assert not result.converged

@@ -130,8 +130,11 @@ def train_perceptron(X: ArrayLike, t: ArrayLike, lr: float = 0.1, max_epochs: in
             error = int(t_i) - int(p(x_i))
             if error:
                 mistakes += 1
-                p.w += lr * error * x_i
-                p.b += lr * error
+                # The step in w's dtype: NumPy 1.x's np.float32 + Python float is float64, which made b float64 while
+                # w stayed float32, and a batch (which adds b rounded to float32) could then disagree with training.
+                step = p.w.dtype.type(lr * error)
+                p.w += step * x_i
+                p.b += step
         mistakes_per_epoch.append(mistakes)
         # One clean pass means the current w, b classify every sample correctly.
         if mistakes == 0:
