@@ -386,8 +386,8 @@ def test_ctrl_c_ends_the_job_and_another_process_count_resumes_it(small_folder, 
     assert max_weight_difference(tmp_path / "full.safetensors", tmp_path / "cut.safetensors") < 1e-4
 
 
-def test_the_readme_example_runs_on_two_processes(tmp_path):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_the_docs_example_runs_on_two_processes(tmp_path):  # the distributed guide's example
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "distributed.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "DistributedLoader" in b)
     assert "epochs=10" in block
     (tmp_path / "train.py").write_text(block.replace("epochs=10", "iterations=30"))  # a shorter run

@@ -21,7 +21,7 @@ EXCLUDED = {
     ("library/experiments.md", "from zerograd import experiments as E, plots as P"):
         "minutes of training on MNIST: tests/test_experiments.py asserts the experiments' numbers",
     ("guides/distributed.md", "from zerograd.distributed import DistributedDataParallel, DistributedLoader"):
-        "runs under mpiexec: tests/test_distributed.py runs it in two processes",
+        "runs under mpiexec: tests/test_distributed.py::test_the_docs_example_runs_on_two_processes",
     ("guides/own-images.md", 'images = load_image_folder("photos", image_size=32)'):
         "the reader's own photos and a CIFAR-10 download: tests/test_datasets_folder.py, test_datasets_cifar.py",
 }
