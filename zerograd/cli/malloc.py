@@ -19,7 +19,7 @@ def keep_freed_memory() -> bool:
     A training step frees tens of MB that the next step allocates again. With glibc's default, dynamic
     thresholds that memory goes back to the system (large blocks unmapped, the heap trimmed) and is
     page-faulted in again on every step: 15-25% of a CNN's step on the benchmark machine. This is the
-    command's own process; the library never does it (see README, Speed). A MALLOC_* setting in the
+    command's own process; the library never does it (see docs/guides/speed.md). A MALLOC_* setting in the
     environment wins, and other C libraries (macOS, Windows, musl) are left alone.
     """
     if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):

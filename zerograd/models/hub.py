@@ -17,7 +17,8 @@ __all__ = ["BOOK_PRETRAINED_ACCURACY", "PRETRAINED_MODELS", "export_model_file",
 
 # The book's weights shipped as npz (zerograd/pretrained/NAME.npz) and the test accuracy the book gives them.
 BOOK_PRETRAINED_ACCURACY = {"book-ch3": 0.9352}
-# Models trained with `zerograd train`, shipped as zerograd/pretrained/NAME.safetensors (README: how each was made).
+# Models trained with `zerograd train`, shipped as zerograd/pretrained/NAME.safetensors (how each was made:
+# docs/library/cnn.md).
 PRETRAINED_MODELS = {
     "mlp": "the default MLP 784-256-128-10 (ReLU)",
     "simple-cnn": "the book's SimpleConvNet (chapter 7)",

@@ -109,7 +109,7 @@ class TrainConfig:
             defaults["dropout"] = 0.5 if self.model == "deep-cnn" else 0.0
         if self.batch_size is None:
             defaults["batch_size"] = 128 if mlp or self.model == "resnet" else 100  # resnet: the paper's 128
-        if self.augment is None:  # deep-cnn reaches 0.9925 in 10 epochs without, 0.993+ with (README)
+        if self.augment is None:  # deep-cnn reaches 0.9925 in 10 epochs without, 0.993+ with (docs/library/cnn.md)
             defaults["augment"] = self.model == "deep-cnn"
         if self.epochs is None and self.iterations is None:
             defaults["epochs"] = 10
