@@ -153,11 +153,10 @@ def _reference_page(module: griffe.Module, owners: dict[str, str]) -> str:
         documented = owners[_canonical(module.members[name])]
         (own if documented == f"{module.path}.{name}" else elsewhere).append((name, documented))
     members = "[" + ", ".join(name for name, _ in own) + "]" if own else "false"
-    lines = [f"# `{module.path}`", "", f"::: {module.path}", "    options:", f"      members: {members}", ""]
+    lines = [f"::: {module.path}", "    options:", f"      members: {members}", ""]  # its heading is the page's
     if elsewhere:
-        lines += ["## Also exported here", "",
-                  "These names are documented where they are shortest to import:", ""]
-        lines += [f"- [`{module.path}.{name}`][{documented}]: `{documented}`" for name, documented in elsewhere]
+        lines += ["## Also exported here", "", "Documented on the module that is shortest to import them from:", ""]
+        lines += [f"- `{name}`: [`{documented}`][{documented}]" for name, documented in elsewhere]
         lines.append("")
     return "\n".join(lines)
 
