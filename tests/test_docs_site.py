@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
 import subprocess
 import sys
@@ -18,7 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from mkdocs.exceptions import PluginError
 from test_serve_live import browser  # noqa: F401  (the fixture: Debian's Chromium, headless)
+
+from zerograd.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [] if os.environ.get("ZEROGRAD_SITE") else [pytest.mark.slow]  # building runs the notebooks
@@ -110,6 +114,29 @@ def test_the_api_page_of_conv2d(page, url):
         assert parameter in signature
     assert "2-D convolution (the book's Convolution): (N, in_channels, H, W) -> (N, out_channels, OH, OW)." in (
         entry.inner_text())
+
+
+def _hooks():
+    """docs/hooks.py, the site's build hooks, as a module."""
+    spec = importlib.util.spec_from_file_location("zerograd_docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    return hooks
+
+
+def test_the_command_guide_shows_each_commands_help_as_the_parser_prints_it(page, url):
+    page.goto(url + "guides/cli/")
+    blocks = [text.strip() for text in page.locator("article pre code").all_inner_texts()]
+    hooks = _hooks()
+    for command in ["", *COMMANDS]:
+        shown = f"$ zerograd {command + ' ' if command else ''}--help\n{hooks.command_help(command).rstrip()}"
+        assert shown in blocks, f"the --help of {command or 'zerograd'} is missing from the command guide"
+    assert "zerograd-help" not in page.content()  # every marker replaced
+
+
+def test_a_help_marker_naming_no_command_fails_the_build():
+    with pytest.raises(PluginError, match="zerograd has no command 'trian'; its commands are train, evaluate"):
+        _hooks().command_help("trian")
 
 
 def test_the_language_switch_goes_to_the_korean_page_and_back(page, url):
