@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         x = x.astype(np.float16).astype(np.float32)
     result = evaluate(model, x, t, batch_size=args.batch_size)
     predictions = result.pop("predictions")
-    names = classes if classes is not None and len(classes) == len(result["per_class_accuracy"]) else None
-    names = names or [str(i) for i in range(len(result["per_class_accuracy"]))]
+    count = len(result["per_class_accuracy"])
+    names = classes if len(classes) == count else [str(i) for i in range(count)]
     result.update(model=str(args.model), data=str(args.data), classes=names, dtype=dtype)
     if skipped:
         result["skipped_images"] = skipped

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import functional as F
 from ..images import load_digit_image
-from ..models import check_input, image_info, load_model, prepare_images
+from ..models import check_input, class_names, image_info, load_model, prepare_images
 from ..tensor import Tensor, no_grad
 from .common import ARCH_HELP, MODEL_HELP, add_debug
 
@@ -46,11 +46,9 @@ def run(args: argparse.Namespace) -> int:
         check_input(model, images, "the prepared images")
     with no_grad():
         probs = F.softmax(model(Tensor(images))).data
-    classes = (meta.get("data") or {}).get("classes")
-    if not isinstance(classes, list) or len(classes) != probs.shape[1]:
-        classes = [str(i) for i in range(probs.shape[1])]
+    classes = class_names(meta, probs.shape[1])
     results = [
-        {"file": str(path), "label": int(p.argmax()), "class": str(classes[int(p.argmax())]),
+        {"file": str(path), "label": int(p.argmax()), "class": classes[int(p.argmax())],
          "probability": float(p.max()), "probabilities": [round(float(v), 6) for v in p]}
         for path, p in zip(args.images, probs)
     ]

@@ -22,14 +22,23 @@ from .hub import (
     load_pretrained,
     save_model,
 )
-from .inputs import check_input, example_batch, image_info, input_shape, input_size, normalize, prepare_images
+from .inputs import (
+    check_input,
+    class_names,
+    example_batch,
+    image_info,
+    input_shape,
+    input_size,
+    normalize,
+    prepare_images,
+)
 from .mlp import ACTIVATIONS, MLP, TwoLayerNet
 from .resnet import BasicBlock, ResNet
 
 __all__ = [
     "ACTIVATIONS", "ARCHITECTURES", "BOOK_ARCHS", "BOOK_PRETRAINED_ACCURACY", "CHECKPOINT_MODEL_PREFIX",
     "PRETRAINED_MODELS", "DeepConvNet", "MLP", "SimpleConvNet", "TwoLayerNet", "book_ch3", "book_model",
-    "build_model", "check_config_fits", "check_input", "checkpoint_model_state", "example_batch",
+    "build_model", "check_config_fits", "check_input", "class_names", "checkpoint_model_state", "example_batch",
     "export_model_file", "image_info", "input_shape", "input_size", "list_pretrained", "load_book_ch3_weights",
     "load_book_deep_cnn", "load_book_simple_cnn", "load_model", "load_pretrained", "normalize", "prepare_images",
     "save_model", "BasicBlock", "ResNet",

@@ -14,7 +14,8 @@ from ..datasets import fit_image
 from ..errors import ZerogradError
 from ..io import open_image
 
-__all__ = ["check_input", "example_batch", "image_info", "input_shape", "input_size", "normalize", "prepare_images"]
+__all__ = ["check_input", "class_names", "example_batch", "image_info", "input_shape", "input_size", "normalize",
+           "prepare_images"]
 
 
 def input_size(model: nn.Module) -> int:
@@ -84,6 +85,15 @@ def image_info(meta: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("mean") is None:
         return None
     return data
+
+
+def class_names(meta: dict[str, Any], count: int) -> list[str]:
+    """The class names a model file records for its `count` outputs, else "0", "1", ... (digits, older files)."""
+    data = meta.get("data") if isinstance(meta, dict) else None
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if isinstance(classes, list) and len(classes) == count:
+        return [str(c) for c in classes]
+    return [str(i) for i in range(count)]
 
 
 def prepare_images(sources: list[str | os.PathLike[str] | bytes], info: dict[str, Any],

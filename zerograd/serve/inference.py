@@ -21,7 +21,7 @@ from ..datasets import fit_image
 from ..errors import ModelFileError, ZerogradError
 from ..images import load_digit_bytes
 from ..io import MAX_PIXELS, open_image
-from ..models import image_info, list_pretrained, load_model, normalize
+from ..models import class_names, image_info, list_pretrained, load_model, normalize
 from ..nn import Module
 from ..tensor import Tensor, enable_grad, no_grad
 
@@ -71,15 +71,6 @@ def _recorded_accuracy(meta: dict[str, Any]) -> float | None:
     return float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None
 
 
-def _recorded_classes(meta: dict[str, Any], count: int) -> list[str]:
-    """The class names a model file records for its `count` outputs, else "0", "1", ... (as `zerograd predict`)."""
-    data = meta.get("data")
-    classes = data.get("classes") if isinstance(data, dict) else None
-    if isinstance(classes, list) and len(classes) == count:
-        return [str(c) for c in classes]
-    return [str(i) for i in range(count)]
-
-
 def _checked_image_info(spec: str, info: dict[str, Any]) -> tuple[int, int, int]:
     """(C, H, W) of an image model's data record, or a ModelFileError naming what in it is damaged."""
     channels, size, mean, std = info.get("channels"), info.get("image_size"), info.get("mean"), info.get("std")
@@ -127,7 +118,7 @@ def load_served_model(spec: str) -> ServedModel:
         if out.shape != (1, 10):
             raise ZerogradError(f"{spec} gives {out.shape[1:]} outputs per image, not 10 digit classes; "
                                 "serve a model trained on MNIST")
-        return ServedModel(name, spec, model, arch, _recorded_accuracy(meta), classes=_recorded_classes(meta, 10))
+        return ServedModel(name, spec, model, arch, _recorded_accuracy(meta), classes=class_names(meta, 10))
     classes = info.get("classes")
     if len(out.shape) != 2 or not isinstance(classes, list) or len(classes) != out.shape[1]:
         count = len(classes) if isinstance(classes, list) else "no"

@@ -54,12 +54,16 @@ class RunData:
 
 
 def _channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of uint8 images in [0, 1] units (float64 sums; a flat channel gets 1)."""
+    """Per-channel mean and standard deviation of uint8 images in [0, 1] units (a flat channel gets std 1).
+
+    From each channel's histogram of the 256 levels: exact, and without a float copy of the whole training set.
+    """
+    levels = np.arange(256, dtype=np.float64) / 255
     mean, std = [], []
     for c in range(images.shape[1]):
-        values = images[:, c]
-        m = float(values.mean(dtype=np.float64)) / 255
-        s = float(np.sqrt(max(float(np.mean(np.square(values, dtype=np.float64))) / 255**2 - m * m, 0.0)))
+        share = np.bincount(images[:, c].ravel(), minlength=256) / images[:, c].size
+        m = float(share @ levels)
+        s = float(np.sqrt(max(float(share @ (levels - m) ** 2), 0.0)))
         mean.append(round(m, 6))
         std.append(round(s, 6) if s > 1e-6 else 1.0)
     return mean, std
@@ -136,9 +140,14 @@ def _mnist_format(data: str, progress: bool) -> RunData:
 
 
 def _cifar(folder: Path | None, progress: bool) -> RunData:
-    (x_train, t_train), (x_test, t_test), classes = load_cifar10(folder, download=folder is None, progress=progress)
+    (x_train, t_train), (x_test, t_test), classes = _cifar_arrays(folder, progress)
     return _from_images("cifar10", (x_train, t_train), (x_test, t_test), list(classes), resized=False,
                         evaluation="test")
+
+
+def _cifar_arrays(folder: Path | None, progress: bool) -> Any:
+    """CIFAR-10's uint8 arrays from `folder`, or (None) from the data folder, downloaded if missing."""
+    return load_cifar10(folder, download=folder is None, progress=progress)
 
 
 class TestData(NamedTuple):
@@ -159,13 +168,15 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
     file, a book pickle), data is prepared as MNIST is.
     """
     folder = Path(data).expanduser()
-    readable = folder.is_dir() and not _holds_idx_files(folder) and not is_cifar10_folder(folder)
-    kind = folder_kind(folder) if readable else None
+    images_folder = folder.is_dir() and not _holds_idx_files(folder)
+    cifar = data == "cifar10" or (images_folder and is_cifar10_folder(folder))
+    kind = folder_kind(folder) if images_folder and not cifar else None
+    if cifar and info is not None and info.get("mean") is not None:
+        # normalised by what the model was trained with (its file's record), not by the training set again
+        _, (x_test, t_test), classes = _cifar_arrays(None if data == "cifar10" else folder, progress)
+        return TestData(normalize(x_test, info["mean"], info["std"]), t_test.astype(np.int64), list(classes))
     if kind is None:
         run = load_run_data(data, progress=progress)
-        if info is not None and info.get("mean") is not None and run.info.get("mean") is not None:
-            # CIFAR-10 again: normalised by what the model was trained with, not by this run's own statistics
-            return TestData(_renormalized(run.x_test, run.info, info), run.t_test, run.classes)
         return TestData(run.x_test, run.t_test, run.classes)
     if kind == "split":
         folder = folder / "test" if (folder / "test").is_dir() else folder / "val"
@@ -176,13 +187,6 @@ def load_test_data(data: str, info: dict[str, Any] | None, *, skip_bad_images: b
                                              classes=list(info["classes"]), skip_bad=skip_bad_images)
     return TestData(normalize(images.x, info.get("mean"), info.get("std")), images.y.astype(np.int64),
                     images.classes, len(images.skipped))
-
-
-def _renormalized(x: np.ndarray, own: dict[str, Any], model: dict[str, Any]) -> np.ndarray:
-    """x normalised with `own`'s statistics -> normalised with `model`'s instead."""
-    own_mean, own_std = (np.asarray(own[k], dtype=np.float32).reshape(1, -1, 1, 1) for k in ("mean", "std"))
-    mean, std = (np.asarray(model[k], dtype=np.float32).reshape(1, -1, 1, 1) for k in ("mean", "std"))
-    return ((x * own_std + own_mean - mean) / std).astype(np.float32)
 
 
 def load_data(name: str, progress: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
