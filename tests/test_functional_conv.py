@@ -313,3 +313,43 @@ def test_adaptive_avg_pool_refuses_bad_sizes_and_inputs():
         nn.AdaptiveAvgPool2d(1)(Tensor(np.zeros((4, 4), dtype=np.float32)))
     assert nn.AdaptiveAvgPool2d(np.int64(2)).output_size == (2, 2) and nn.AdaptiveAvgPool2d([3, None]).output_size \
         == (3, None)
+
+
+@pytest.mark.parametrize("n, c, h, o", [(3, 16, 28, 16), (5, 16, 14, 32), (2, 32, 7, 64)])
+def test_products_cut_in_pieces_give_the_convolution_and_its_gradients(monkeypatch, n, c, h, o):
+    """On OpenBLAS with small-matrix kernels the float32 products are cut into pieces (conv._product): forced on
+    here whatever the machine's BLAS, on DeepConvNet's shapes (one image per product, four side by side with a
+    last group of one, seven), the output and gradients are those of the float64 convolution, which is never cut."""
+    from zerograd.functional import conv
+
+    monkeypatch.setattr(conv, "blas_small_products", lambda: True)
+    cuts = []
+    pieces = conv._pieces.__wrapped__
+    monkeypatch.setattr(conv, "_pieces", lambda *shape: cuts.append(pieces(*shape)) or cuts[-1])
+    rng = np.random.default_rng(7)
+    x, weight, bias = rng.standard_normal((n, c, h, h)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    g = rng.standard_normal((n, o, h, h))
+
+    def run(dtype):
+        xs, ws, bs = (Tensor(a.astype(dtype), requires_grad=True) for a in (x, weight, bias))
+        out = F.conv2d(xs, ws, bs, padding=1)
+        (out * Tensor(g.astype(dtype))).sum().backward()
+        return out.data, xs.grad, ws.grad, bs.grad
+
+    exact = run(np.float64)
+    assert not cuts  # float64 products are never cut
+    for got, want in zip(run(np.float32), exact):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
+    assert max(cuts) > 1  # the forward and input-gradient products were cut
+    np.testing.assert_allclose(exact[0], conv_reference(x, weight, bias, 1, 1), rtol=1e-10, atol=1e-10)
+
+
+def test_pieces_are_the_fewest_equal_ones_below_the_small_product_size():
+    from zerograd.functional.conv import _pieces
+
+    assert _pieces(16 * 145, 840) == 2  # DeepConvNet's second layer, one image: 1.9e6 -> 2 x 0.97e6
+    assert _pieces(32 * 289, 448) == 7  # its fourth, two images side by side: 4.1e6 -> 7 x 0.59e6
+    assert _pieces(16 * 10, 784) == 1  # already small
+    assert _pieces(64 * 577, 189) == 7  # its sixth, three images side by side (each 63 columns wide)
+    assert _pieces(256 * 2305, 64) == 1  # no piece of 16 columns or more is small enough: left whole

@@ -42,6 +42,7 @@ _num_threads: int | None = None  # None until first needed; then the environment
 _pool: ThreadPoolExecutor | None = None  # get_num_threads() - 1 workers, made by the first parallel_map
 _pool_workers = 0
 _blas: list[Any] | None = None  # threadpoolctl's controllers of the loaded BLAS libraries; [] without threadpoolctl
+_small_products: bool | None = None  # see blas_small_products
 _worker = threading.local()  # .busy: this thread is running a parallel_map's items
 
 
@@ -240,6 +241,23 @@ def _blas_libraries() -> list[Any]:
 
             _blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
     return _blas
+
+
+# OpenBLAS cores with "small matrix" sgemm kernels: a product of M*N*K <= 1e6 runs without packing its operands
+# (OpenBLAS's sgemm_small_kernel_permit), measured 25-35% faster per flop on the convolutions' shapes here.
+_SMALL_KERNEL_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+SMALL_PRODUCT = 1_000_000
+
+
+def blas_small_products() -> bool:
+    """Whether NumPy's BLAS is OpenBLAS on a core with small-matrix kernels (see SMALL_PRODUCT); False when unknown
+    (without threadpoolctl). Operations then cut a large float32 product into pieces below SMALL_PRODUCT."""
+    global _small_products
+    if _small_products is None:
+        _small_products = any(getattr(library, "internal_api", None) == "openblas"
+                              and str(getattr(library, "architecture", "")).lower() in _SMALL_KERNEL_CORES
+                              for library in _blas_libraries())
+    return _small_products
 
 
 def _forget_pool_after_fork() -> None:
