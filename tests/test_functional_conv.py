@@ -52,6 +52,9 @@ CONV_CASES = [
     (1, 2, 11, 11, 3, (4, 4), 3, 1),
     (2, 1, 6, 6, 5, (1, 1), 1, 0),
     (1, 3, 8, 5, 2, (2, 5), (3, 1), (2, 2)),
+    # 8 channels and more at stride 1: row runs, and the weight gradient by kernel offsets (conv.offsets_gradient)
+    (2, 8, 8, 9, 3, (3, 3), 1, 1),
+    (1, 9, 10, 8, 4, (2, 3), 1, (0, 1)),
 ]
 
 
@@ -353,3 +356,18 @@ def test_pieces_are_the_fewest_equal_ones_below_the_small_product_size():
     assert _pieces(16 * 10, 784) == 1  # already small
     assert _pieces(64 * 577, 189) == 7  # its sixth, three images side by side (each 63 columns wide)
     assert _pieces(256 * 2305, 64) == 1  # no piece of 16 columns or more is small enough: left whole
+
+
+def test_the_weight_gradient_by_kernel_offsets_is_taken_where_it_pays(monkeypatch):
+    """Up to 1024 channel pairs with runs of 80 and more: the offsets; wider layers and short runs: the columns."""
+    from zerograd.functional import conv
+
+    calls = []
+    offsets = conv._Columns.offsets_gradient
+    monkeypatch.setattr(conv._Columns, "offsets_gradient", lambda self, *a: calls.append(1) or offsets(self, *a))
+    rng = np.random.default_rng(5)
+    for c, o, h, taken in [(8, 3, 8, True), (32, 32, 14, True), (32, 64, 14, False), (32, 32, 7, False)]:
+        calls.clear()
+        weight = Tensor(rng.standard_normal((o, c, 3, 3)).astype(np.float32), requires_grad=True)
+        F.conv2d(Tensor(rng.standard_normal((2, c, h, h)).astype(np.float32)), weight, padding=1).sum().backward()
+        assert bool(calls) is taken, (c, o, h)
