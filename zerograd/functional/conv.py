@@ -241,17 +241,20 @@ class _Columns:
         gw_t = total.transpose(3, 0, 1, 2).reshape(c * kh * kw, o)
         return gw_t if bias_total is None else np.concatenate([gw_t, bias_total[None]])
 
-    def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None, keep: bool = False) -> np.ndarray:
-        """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW).
+    def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None, keep: bool = False,
+                  out: np.ndarray | None = None) -> np.ndarray:
+        """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW), written
+        into `out` if given (a contiguous array: a thread's part of the batch's output, no concatenation after).
 
         With `keep` (windows layout only) the columns of the whole batch are built at once and kept in
         `self.kept` (N, C*kh*kw [+ 1], L) for the weight gradient: worth it when they are no larger
         than the output, as in a first layer on one-channel images (2-3x faster than rebuilding them).
 
         When the buffer holds one or two images at a time, the batched product writes (N, O, L) and the
-        output is a view of it, without the cut-off columns. When it holds more (small images), each
-        group is one product with the columns side by side, (O, m*L) in a reused buffer, 15-25% faster
-        than m short ones; its real columns are then copied out into a contiguous output.
+        output is a view of it, without the cut-off columns (with `out`: the products go to a small reused
+        buffer, copied from there into `out`). When it holds more (small images), each group is one product
+        with the columns side by side, (O, m*L) in a reused buffer, 15-25% faster than m short ones; its real
+        columns are then copied out into a contiguous output.
         """
         if bias is not None:
             w2 = np.concatenate([w2, bias.reshape(-1, 1).astype(w2.dtype, copy=False)], axis=1)
@@ -262,15 +265,26 @@ class _Columns:
             np.copyto(self.kept[:, : self.depth].reshape(self.source.shape), self.source)
             if ones:
                 self.kept[:, -1] = 1
-            out = np.empty((self.n, o, self.length), dtype=dtype)
-            _product(w2, self.kept, out)
-            return out.reshape(self.n, o, self.oh, self.ow)
+            if out is None:
+                out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
+            _product(w2, self.kept, out.reshape(self.n, o, self.length))
+            return out
         if self.group_size(bias is not None) < 3 or self.n < 3:  # measured: below 3 the copy costs more
-            rows = np.empty((self.n, o, self.length), dtype=dtype)
+            if out is None:
+                rows = np.empty((self.n, o, self.length), dtype=dtype)
+                for images, cols in self.chunks(ones=bias is not None):
+                    _product(w2, cols, rows[images])
+                return rows.reshape(self.n, o, self.oh, self.pitch)[:, :, :, : self.ow]
+            rows = None
             for images, cols in self.chunks(ones=bias is not None):
-                _product(w2, cols, rows[images])
-            return rows.reshape(self.n, o, self.oh, self.pitch)[:, :, :, : self.ow]
-        out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
+                if rows is None:
+                    rows = np.empty((len(cols), o, self.length), dtype=dtype)
+                part = rows[: len(cols)]
+                _product(w2, cols, part)
+                np.copyto(out[images], part.reshape(len(cols), o, self.oh, self.pitch)[:, :, :, : self.ow])
+            return out
+        if out is None:
+            out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
         rows = None
         for images, cols in self.chunks(ones=bias is not None, side_by_side=True):
             if rows is None:
@@ -289,32 +303,39 @@ class Conv2d(Function):
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
         c = x.shape[1]
         o, wc, kh, kw = weight.shape
-        _output_size(x.shape, (kh, kw), stride, padding, "conv2d")
+        oh, ow = _output_size(x.shape, (kh, kw), stride, padding, "conv2d")
         if wc != c:
             raise ShapeError(f"conv2d: input has {c} channels but the weight {weight.shape} expects {wc} "
                              f"(input shape {x.shape}; weight is (out_channels, in_channels, kh, kw))")
         self.weight, self.stride, self.padding = weight, stride, padding
         self.shards = batch_shards(len(x), x.size)
-        parts = parallel_map(lambda images: self._forward_shard(x[images], bias), self.shards)
+        # with several shards each writes its part of one output (else one shard makes its own, maybe a view)
+        out = None if len(self.shards) == 1 else np.empty((len(x), o, oh, ow), dtype=np.result_type(x, weight))
+        parts = parallel_map(lambda images: self._forward_shard(x[images], bias, None if out is None else out[images]),
+                             self.shards)
         # the weight's gradient needs each shard's columns (kept, or rebuilt from its input)
         self.columns = [columns for _, columns in parts] if self.needs_input_grad[1] else None
         h, w = x.shape[2:]
         self.image_size = h, w
-        return parts[0][0] if len(parts) == 1 else np.concatenate([out for out, _ in parts])
+        return parts[0][0] if out is None else out
 
-    def _forward_shard(self, x, bias):
+    def _forward_shard(self, x, bias, out):
         o = self.weight.shape[0]
         columns = _Columns(x, self.weight.shape[2:], self.stride, self.padding)
         keep = self.needs_input_grad[1] and columns.pitch == columns.ow and columns.depth < o
-        return columns.correlate(self.weight.reshape(o, -1), bias, keep=keep), columns
+        return columns.correlate(self.weight.reshape(o, -1), bias, keep=keep, out=out), columns
 
     def backward(self, g):
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
-        parts = parallel_map(lambda k: self._backward_shard(g[self.shards[k]], k, want_gb), range(len(self.shards)))
-        self.columns = None  # free the padded input as soon as it has been used
         gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = parts[0][0] if len(parts) == 1 else np.concatenate([gx for gx, _ in parts])
+        if self.needs_input_grad[0] and len(self.shards) > 1:  # each shard writes its part
+            gx = np.empty((len(g), self.weight.shape[1]) + self.image_size, dtype=np.result_type(g, self.weight))
+        parts = parallel_map(lambda k: self._backward_shard(g[self.shards[k]], k, want_gb,
+                                                            None if gx is None else gx[self.shards[k]]),
+                             range(len(self.shards)))
+        self.columns = None  # free the padded input as soon as it has been used
+        if self.needs_input_grad[0] and gx is None:
+            gx = parts[0][0]
         if self.needs_input_grad[1]:
             gwb_t = parts[0][1]
             for _, part in parts[1:]:  # in shard order: the same sum on every run
@@ -327,8 +348,9 @@ class Conv2d(Function):
             gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
 
-    def _backward_shard(self, g, k, want_gb):
-        """(input gradient, transposed [weight | bias] gradient (C*kh*kw [+ 1], O)) of shard k's images g."""
+    def _backward_shard(self, g, k, want_gb, gx_out):
+        """(input gradient, transposed [weight | bias] gradient (C*kh*kw [+ 1], O)) of shard k's images g; the input
+        gradient written into gx_out if given."""
         o, c, kh, kw = self.weight.shape
         n, _, oh, ow = g.shape
         (ph, pw), (sh, sw) = self.padding, self.stride
@@ -363,7 +385,7 @@ class Conv2d(Function):
                 # the kernel flipped and its in/out channels swapped. One im2col copy and one product
                 # replace col2im's kh*kw read-modify-write passes over the image: 2-3x faster here.
                 w_flip = np.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
-                gx = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw)).correlate(w_flip)
+                gx = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw)).correlate(w_flip, out=gx_out)
             else:  # col2im, a group of images at a time
                 g3 = g.reshape(n, o, oh * ow)
                 dx = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.result_type(g, self.weight))
@@ -374,6 +396,9 @@ class Conv2d(Function):
                     gcols = np.matmul(w2t, g3[images]).reshape(-1, c, kh, kw, oh, ow)
                     _col2im_add(dx[images], gcols, self.stride)
                 gx = dx[:, :, ph : ph + h, pw : pw + w]
+                if gx_out is not None:
+                    np.copyto(gx_out, gx)
+                    gx = gx_out
         return gx, gwb_t
 
 
