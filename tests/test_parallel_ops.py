@@ -85,3 +85,59 @@ def test_shards_cover_the_batch_in_order():
         assert threads.batch_shards(0, 0) == [slice(0, 0)]
     finally:
         zg.set_num_threads(old)
+
+
+# Linear splits its products along an output axis, the one that lets each thread read a part of the larger operand:
+# x (4, 12) @ w (3, 12).T by rows of x, and its gradients by columns of w and of x; w (20, 12) by rows of w forward,
+# and the weight's gradient by rows of g.T. Between them, every way of splitting each product.
+LINEAR_SHAPES = [((4, 12), (3, 12)), ((4, 12), (20, 12))]
+
+
+@pytest.mark.parametrize("x_shape, w_shape", LINEAR_SHAPES)
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_linear_gradients_along_every_split_in_float64(tiny_shards, x_shape, w_shape, n_threads):
+    zg.set_num_threads(n_threads)
+    rng = np.random.default_rng(4)
+    x, w = (zg.Tensor(rng.standard_normal(s), requires_grad=True) for s in (x_shape, w_shape))
+    b = zg.Tensor(rng.standard_normal(w_shape[0]), requires_grad=True)
+    g = np.empty((x_shape[0], w_shape[0]))
+    sides = [zmath._split(x.data, w.data, 0, 0)[0], zmath._split(g, w.data, 0, 1)[0], zmath._split(g, x.data, 1, 1)[0]]
+    assert sides == ([0, 1, 1] if w_shape[0] == 3 else [1, 1, 0])  # forward, input gradient, weight gradient
+    assert gradcheck(F.linear, x, w, b)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", LINEAR_SHAPES)
+def test_linear_splits_match_one_thread(tiny_shards, x_shape, w_shape):
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, (w_shape[0],))]
+    g = rng.standard_normal((x_shape[0], w_shape[0])).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        zg.set_num_threads(n)
+        x, w, b = (zg.Tensor(a, requires_grad=True) for a in arrays)
+        out = F.linear(x, w, b)
+        (out * zg.Tensor(g)).sum().backward()
+        results.append([out.data, x.grad, w.grad, b.grad])
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_allclose(c, a, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_updates_in_parts_exactly_as_in_one(tiny_shards):
+    """Adam updates a large parameter in parts, one per thread: elementwise, so bit-identical at every thread count
+    (a gradient that is a strided view takes the whole-array path, with the same result)."""
+    rng = np.random.default_rng(6)
+    start = rng.standard_normal((6, 5)).astype(np.float32)
+    grads = [rng.standard_normal((6, 5)).astype(np.float32) for _ in range(3)]
+    strided = rng.standard_normal((5, 6)).astype(np.float32)
+    finals = []
+    for n in (1, 2, 3):
+        zg.set_num_threads(n)
+        p, q = zg.Tensor(start.copy(), requires_grad=True), zg.Tensor(start.copy(), requires_grad=True)
+        opt = zg.optim.Adam([{"params": [p], "weight_decay": 0.01}, {"params": [q]}], lr=0.1)
+        for g in grads:
+            p.grad, q.grad = g, strided.T  # q's gradient is not contiguous
+            opt.step()
+        finals.append((p.data.tobytes(), q.data.tobytes(), opt.state[p]["exp_avg_sq"].tobytes()))
+    assert finals[0] == finals[1] == finals[2]
+    assert finals[0][0] != start.tobytes()

@@ -604,49 +604,71 @@ def logsumexp(a: Tensor, dim: Axis = None, keepdim: bool = False) -> Tensor:
 _PARALLEL_MACS = 1 << 24
 
 
+def _split(a: np.ndarray, b: np.ndarray, axis_a: int, axis_b: int) -> tuple[int, int, list[slice]]:
+    """Where to split a product of operands a and b over the threads: along the output axis that comes from a
+    (a's axis_a) when b is the smaller operand, else along the one from b. Each thread reads its part of the
+    larger operand and all of the smaller. Returns (which operand's axis: 0 for a, 1 for b, that axis, shards)."""
+    if b.size <= a.size:
+        return 0, axis_a, batch_shards(a.shape[axis_a], a.size)
+    return 1, axis_b, batch_shards(b.shape[axis_b], b.size)
+
+
 class Linear(Function):
     """x @ W.T + b in one node: one matmul each way and no broadcast bookkeeping.
 
-    A large product on a batch of rows is split into one shard of rows per thread (zerograd.threads); the
-    weight's gradient then adds the shards' parts in their order.
+    A large product is split over the threads along an axis of its output (rows of x or rows of W forward; for
+    the gradients, rows of g or columns of W, and rows of g.T or columns of x), whichever lets each thread read
+    a part of the larger operand. Each output number is then one BLAS dot product as in the one-thread product:
+    nothing is added up across threads, and nothing is copied together after (each writes its part in place).
     """
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        self.shards = self._row_shards(x, weight)
-        if len(self.shards) == 1:
+        self.parallel = self._parallel(x, weight)
+        if not self.parallel:
             out = x @ weight.T
             if bias is not None:
                 out += bias
             return out
         out = np.empty((len(x), len(weight)), dtype=np.result_type(x, weight))
+        side, _, shards = _split(x, weight, 0, 0)
 
-        def rows(s: slice) -> None:
-            np.matmul(x[s], weight.T, out=out[s])
+        def part(s: slice) -> None:
+            rows, features = (s, slice(None)) if side == 0 else (slice(None), s)
+            np.matmul(x[rows], weight[features].T, out=out[rows, features])
             if bias is not None:
-                out[s] += bias
+                out[rows, features] += bias[features]
 
-        parallel_map(rows, self.shards)
+        parallel_map(part, shards)
         return out
 
     @staticmethod
-    def _row_shards(x: np.ndarray, weight: np.ndarray) -> list[slice]:
+    def _parallel(x: np.ndarray, weight: np.ndarray) -> bool:
         # get_num_threads() first, always: it also gives the cores to zerograd's threads (BLAS: one thread)
-        if get_num_threads() == 1 or x.ndim != 2 or x.shape[0] * weight.size < _PARALLEL_MACS:
-            return [slice(None)]
-        return batch_shards(len(x), x.size)
+        return get_num_threads() > 1 and x.ndim == 2 and x.shape[0] * weight.size >= _PARALLEL_MACS
 
     def backward(self, g):
         x, w, needed = self.x, self.weight, self.needs_input_grad
-        if len(self.shards) > 1:
-            parts = parallel_map(lambda s: (g[s] @ w if needed[0] else None, g[s].T @ x[s] if needed[1] else None),
-                                 self.shards)
-            gx = np.concatenate([gx for gx, _ in parts]) if needed[0] else None
-            gw = None
-            if needed[1]:
-                gw = parts[0][1]
-                for _, part in parts[1:]:  # in shard order: the same sum on every run
-                    gw = gw + part
+        if self.parallel:
+            gx = np.empty(x.shape, dtype=np.result_type(g, w)) if needed[0] else None
+            gw = np.empty(w.shape, dtype=np.result_type(g, x)) if needed[1] else None
+            items = []
+            if needed[0]:  # gx (N, in) = g (N, out) @ w (out, in): by rows of g or columns of w
+                side, _, shards = _split(g, w, 0, 1)
+                items += [(0, side, s) for s in shards]
+            if needed[1]:  # gw (out, in) = g.T (out, N) @ x (N, in): by columns of g or columns of x
+                side, _, shards = _split(g, x, 1, 1)
+                items += [(1, side, s) for s in shards]
+
+            def part(item: tuple[int, int, slice]) -> None:
+                which, side, s = item
+                first, second, target = (g, w, gx) if which == 0 else (g.T, x, gw)
+                if side == 0:  # rows of the first operand (for g.T: columns of g)
+                    np.matmul(first[s], second, out=target[s])
+                else:  # columns of the second
+                    np.matmul(first, second[:, s], out=target[:, s])
+
+            parallel_map(part, items)
         else:
             gx = g @ w if needed[0] else None
             if g.ndim != 2:  # (..., out): the weight sees every leading position as one more row

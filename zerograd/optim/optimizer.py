@@ -8,6 +8,7 @@ is None (unused in this step, or frozen) are skipped and their state does not ad
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..errors import ZerogradError
 from ..tensor import Tensor, enable_grad
+from ..threads import batch_shards, parallel_map
 
 ParamsLike = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 
@@ -369,22 +371,38 @@ class Adam(Optimizer):
             else:
                 g = _grad_with_l2(p, weight_decay)
             state = self._next_state(p, "exp_avg", "exp_avg_sq")
-            step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-            t = self._scratch(g)
-            m *= beta1
-            m += np.multiply(g, 1 - beta1, out=t)
-            v *= beta2
-            np.multiply(g, g, out=t)
-            t *= 1 - beta2
-            v += t
-            bias_correction1 = 1 - beta1**step
-            bias_correction2 = 1 - beta2**step
-            np.sqrt(v, out=t)
-            t /= math.sqrt(bias_correction2)
-            t += eps
-            np.divide(m, t, out=t)
-            t *= lr / bias_correction1
-            p.data -= t
+            step = state["step"]
+            _in_parts(functools.partial(_adam, beta1=beta1, beta2=beta2, eps=eps, step_size=lr / (1 - beta1**step),
+                                        root_bias_correction2=math.sqrt(1 - beta2**step)),
+                      p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(g))
+
+
+def _adam(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: np.ndarray, *, beta1: float, beta2: float,
+          eps: float, step_size: float, root_bias_correction2: float) -> None:
+    """One Adam update in place on p, m and v (t: scratch), in torch.optim.Adam's order of operations."""
+    m *= beta1
+    m += np.multiply(g, 1 - beta1, out=t)
+    v *= beta2
+    np.multiply(g, g, out=t)
+    t *= 1 - beta2
+    v += t
+    np.sqrt(v, out=t)
+    t /= root_bias_correction2
+    t += eps
+    np.divide(m, t, out=t)
+    t *= step_size
+    p -= t
+
+
+def _in_parts(update: Callable[..., None], *arrays: np.ndarray) -> None:
+    """update(*arrays) for an elementwise update of same-shaped arrays; large contiguous ones (a CNN's hidden layer)
+    in parts of their flattened elements, one per thread. Elementwise: the same result at every thread count."""
+    parts = batch_shards(arrays[0].size, arrays[0].size)  # one part below 2 * MIN_SHARD_SIZE numbers
+    if len(parts) > 1 and all(a.flags.c_contiguous for a in arrays):
+        flat = [a.reshape(-1) for a in arrays]
+        parallel_map(lambda part: update(*(a[part] for a in flat)), parts)
+    else:
+        update(*arrays)
 
 
 class AdamW(Adam):
