@@ -55,6 +55,11 @@ CONV_CASES = [
     # 8 channels and more at stride 1: row runs, and the weight gradient by kernel offsets (conv.offsets_gradient)
     (2, 8, 8, 9, 3, (3, 3), 1, 1),
     (1, 9, 10, 8, 4, (2, 3), 1, (0, 1)),
+    # rows share their padding (pitch W + pw, or W + 2*pw - kw + 1 when larger): padding 2 of a 3x3 kernel (no
+    # cut-off columns), padding beyond the kernel, a 5x5 kernel; 8 output channels: the input gradient has runs too
+    (2, 8, 6, 7, 8, (3, 3), 1, 2),
+    (1, 8, 5, 6, 9, (3, 3), 1, (1, 3)),
+    (2, 9, 7, 7, 8, (5, 5), 1, 2),
 ]
 
 
@@ -318,11 +323,11 @@ def test_adaptive_avg_pool_refuses_bad_sizes_and_inputs():
         == (3, None)
 
 
-@pytest.mark.parametrize("n, c, h, o", [(3, 16, 28, 16), (5, 16, 14, 32), (2, 32, 7, 64)])
+@pytest.mark.parametrize("n, c, h, o", [(3, 16, 28, 16), (5, 16, 14, 64), (2, 32, 7, 64)])
 def test_products_cut_in_pieces_give_the_convolution_and_its_gradients(monkeypatch, n, c, h, o):
     """On OpenBLAS with small-matrix kernels the float32 products are cut into pieces (conv._product): forced on
-    here whatever the machine's BLAS, on DeepConvNet's shapes (one image per product, four side by side with a
-    last group of one, seven), the output and gradients are those of the float64 convolution, which is never cut."""
+    here whatever the machine's BLAS, on shapes like DeepConvNet's (28x28, 14x14 and 7x7 images, one per product),
+    the output and gradients are those of the float64 convolution, which is never cut."""
     from zerograd.functional import conv
 
     monkeypatch.setattr(conv, "blas_small_products", lambda: True)
@@ -359,7 +364,8 @@ def test_pieces_are_the_fewest_equal_ones_below_the_small_product_size():
 
 
 def test_the_weight_gradient_by_kernel_offsets_is_taken_where_it_pays(monkeypatch):
-    """Up to 1024 channel pairs with runs of 80 and more: the offsets; wider layers and short runs: the columns."""
+    """Up to 1024 channel pairs with runs of 72 and more (8x8 images): the offsets; wider layers and short runs
+    (7x7 images): the columns."""
     from zerograd.functional import conv
 
     calls = []

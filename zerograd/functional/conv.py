@@ -101,15 +101,15 @@ def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], stride: tuple[int, i
 _CHUNK_BYTES = 1 << 19
 # Row runs (see _Columns) pay off from this many input channels on: measured on the book's networks,
 # layers of 16-64 channels run 10-25% faster with them, single-channel first layers slower (their
-# columns are small, and the Wp - OW cut-off columns are a larger share of narrow images).
+# columns are small, and the cut-off columns are a larger share of narrow images).
 _RUNS_MIN_CHANNELS = 8
 # With row runs (see _Columns) the weight gradient can be one product per kernel offset on views of the padded input
 # (_Columns.offsets_gradient), no columns built. Measured at one thread, batch 100, against rebuilding the columns:
-# 10-35% faster up to 1024 pairs of in and out channels (16x16 to 32x32, 16x64, 64x16) with runs of L >= 80
-# (8x8 images and larger: DeepConvNet's 28x28 and 14x14 layers); 15-35% slower from 2048 pairs (32x64, 48x48,
-# 64x64, 128x128, at any L) and on 7x7 images of 32 channels (L = 63), which keep the columns.
+# 10-35% faster up to 1024 pairs of in and out channels (16x16 to 32x32, 16x64, 64x16) on images of 8x8 and larger
+# (runs of L >= 72 with padding 1: DeepConvNet's 28x28 and 14x14 layers); 15-35% slower from 2048 pairs (32x64,
+# 48x48, 64x64, 128x128, at any L) and on 7x7 images of 32 channels (L = 56), which keep the columns.
 _OFFSETS_MAX_CHANNEL_PAIRS = 1024
-_OFFSETS_MIN_LENGTH = 80
+_OFFSETS_MIN_LENGTH = 72
 
 
 @lru_cache(maxsize=256)
@@ -164,16 +164,20 @@ class _Columns:
         self.oh, self.ow = (hp - kh) // stride[0] + 1, (wp - kw) // stride[1] + 1
         self.n, self.depth = n, c * kh * kw
         self.kept: np.ndarray | None = None  # see correlate(keep=True)
-        self.padded_shape = (n, c, hp, wp)
         self.runs = stride == (1, 1) and c >= _RUNS_MIN_CHANNELS
         if self.runs:
-            # kw-1 spare zeros after each channel keep the last runs inside the array
-            flat = np.zeros((n, c, hp * wp + kw - 1), dtype=x.dtype)
-            flat[:, :, : hp * wp].reshape(n, c, hp, wp)[:, :, ph : ph + h, pw : pw + w] = x
-            self.pitch, self.length = wp, self.oh * wp
+            # Rows `pitch` apart, each image row followed by its zeros, which are also the next row's left padding:
+            # pitch = W + pw (W + 2*pw - kw + 1 when larger), so each output row has kw - 1 - pw cut-off columns
+            # (a 3x3 kernel with padding 1: one, padding 2: none) instead of kw - 1. pw leading zeros pad the first
+            # row, and kw - 1 spare zeros after each channel keep the last runs inside the array.
+            pitch = w + max(pw, 2 * pw - kw + 1)
+            flat = np.zeros((n, c, pw + hp * pitch + kw - 1), dtype=x.dtype)
+            start = pw + ph * pitch
+            flat[:, :, start : start + h * pitch].reshape(n, c, h, pitch)[:, :, :, :w] = x
+            self.pitch, self.length = pitch, self.oh * pitch
             item = flat.itemsize
             self.source = as_strided(flat, (n, c, kh, kw, self.length),
-                                     flat.strides[:2] + (wp * item, item, item), writeable=False)
+                                     flat.strides[:2] + (pitch * item, item, item), writeable=False)
         else:
             self.pitch, self.length = self.ow, self.oh * self.ow
             windows = _windows(_pad(x, padding), kernel, stride, (self.oh, self.ow))
@@ -250,11 +254,11 @@ class _Columns:
         `self.kept` (N, C*kh*kw [+ 1], L) for the weight gradient: worth it when they are no larger
         than the output, as in a first layer on one-channel images (2-3x faster than rebuilding them).
 
-        When the buffer holds one or two images at a time, the batched product writes (N, O, L) and the
-        output is a view of it, without the cut-off columns (with `out`: the products go to a small reused
-        buffer, copied from there into `out`). When it holds more (small images), each group is one product
-        with the columns side by side, (O, m*L) in a reused buffer, 15-25% faster than m short ones; its real
-        columns are then copied out into a contiguous output.
+        Otherwise one batched product per group of images writes (m, O, L): into one array for the batch, whose view
+        without the cut-off columns is the output; with `out`, straight into it when there are no cut-off columns,
+        else into a small reused buffer copied from there. (Measured at one thread with and without OpenBLAS's
+        small-matrix kernels, 3x3 layers from 4x4 to 32x32 images: as fast as, or up to 17% faster than, one product
+        per group with the images' columns side by side, which the weight gradient still uses.)
         """
         if bias is not None:
             w2 = np.concatenate([w2, bias.reshape(-1, 1).astype(w2.dtype, copy=False)], axis=1)
@@ -269,30 +273,22 @@ class _Columns:
                 out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
             _product(w2, self.kept, out.reshape(self.n, o, self.length))
             return out
-        if self.group_size(bias is not None) < 3 or self.n < 3:  # measured: below 3 the copy costs more
-            if out is None:
-                rows = np.empty((self.n, o, self.length), dtype=dtype)
-                for images, cols in self.chunks(ones=bias is not None):
-                    _product(w2, cols, rows[images])
-                return rows.reshape(self.n, o, self.oh, self.pitch)[:, :, :, : self.ow]
-            rows = None
+        if out is None:  # one array for the batch; the output is its view without the cut-off columns
+            rows = np.empty((self.n, o, self.length), dtype=dtype)
             for images, cols in self.chunks(ones=bias is not None):
-                if rows is None:
-                    rows = np.empty((len(cols), o, self.length), dtype=dtype)
-                part = rows[: len(cols)]
-                _product(w2, cols, part)
-                np.copyto(out[images], part.reshape(len(cols), o, self.oh, self.pitch)[:, :, :, : self.ow])
+                _product(w2, cols, rows[images])
+            return rows.reshape(self.n, o, self.oh, self.pitch)[:, :, :, : self.ow]
+        if self.pitch == self.ow:  # no cut-off columns: straight into `out`
+            for images, cols in self.chunks(ones=bias is not None):
+                _product(w2, cols, out[images].reshape(len(cols), o, self.length))
             return out
-        if out is None:
-            out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
         rows = None
-        for images, cols in self.chunks(ones=bias is not None, side_by_side=True):
+        for images, cols in self.chunks(ones=bias is not None):
             if rows is None:
-                rows = np.empty((o, cols.shape[1]), dtype=dtype)
-            m = cols.shape[1] // self.length
-            _product(w2, cols, rows[:, : cols.shape[1]])
-            np.copyto(out[images].transpose(1, 0, 2, 3),
-                      rows[:, : cols.shape[1]].reshape(o, m, self.oh, self.pitch)[:, :, :, : self.ow])
+                rows = np.empty((len(cols), o, self.length), dtype=dtype)
+            part = rows[: len(cols)]
+            _product(w2, cols, part)
+            np.copyto(out[images], part.reshape(len(cols), o, self.oh, self.pitch)[:, :, :, : self.ow])
         return out
 
 
@@ -322,7 +318,7 @@ class Conv2d(Function):
     def _forward_shard(self, x, bias, out):
         o = self.weight.shape[0]
         columns = _Columns(x, self.weight.shape[2:], self.stride, self.padding)
-        keep = self.needs_input_grad[1] and columns.pitch == columns.ow and columns.depth < o
+        keep = self.needs_input_grad[1] and not columns.runs and columns.depth < o
         return columns.correlate(self.weight.reshape(o, -1), bias, keep=keep, out=out), columns
 
     def backward(self, g):
