@@ -607,8 +607,10 @@ _PARALLEL_MACS = 1 << 24
 def _split(a: np.ndarray, b: np.ndarray, axis_a: int, axis_b: int) -> tuple[int, int, list[slice]]:
     """Where to split a product of operands a and b over the threads: along the output axis that comes from a
     (a's axis_a) when b is the smaller operand, else along the one from b. Each thread reads its part of the
-    larger operand and all of the smaller. Returns (which operand's axis: 0 for a, 1 for b, that axis, shards)."""
-    if b.size <= a.size:
+    larger operand and all of the smaller. Returns (which operand's axis: 0 for a, 1 for b, that axis, shards).
+    Of equal operands, b's: SimpleConvNet's (100, 4320) @ (4320, 100) forward measured 0.65 ms at two threads split
+    by rows of W, 0.81 ms by rows of x (1.1 ms at one thread)."""
+    if b.size < a.size:
         return 0, axis_a, batch_shards(a.shape[axis_a], a.size)
     return 1, axis_b, batch_shards(b.shape[axis_b], b.size)
 
