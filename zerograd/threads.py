@@ -10,8 +10,9 @@ the threads run at once. NumPy's BLAS (OpenBLAS) has threads of its own, and the
 with the pool: an idle OpenBLAS thread spins for a while after each product, so a pool thread that starts
 meanwhile finds its core busy (measured: DeepConvNet's step at 2 threads was no faster than at 1 while BLAS had
 2 threads between the regions; 1.65x faster with BLAS at one thread). So zerograd's operations split their
-large products themselves (Linear by rows, convolutions by images), and BLAS runs one thread from the moment
-zerograd first needs its thread count (its first Linear, convolution, pooling or ReLU, or set_num_threads).
+large products themselves (Linear along an axis of its output, convolutions by images), and BLAS runs one
+thread from the moment zerograd first needs its thread count (its first Linear, convolution, pooling or ReLU, or
+set_num_threads).
 That moment is the same in every run of a program, so results do not depend on what ran before (a resumed
 run equals an uninterrupted one). It needs the optional threadpoolctl (`pip install "zerograd[threads]"`);
 without it BLAS is left as it is.
