@@ -150,8 +150,9 @@ class _Columns:
     Per image the columns are (C*kh*kw, L): row (c, i, j) holds what kernel offset (i, j) of channel c
     sees at each output position, so one batched product W (O, C*kh*kw) @ cols gives (N, O, L), the
     output already in NCHW order. With stride 1 the row of offset (i, j) is one contiguous run of the
-    flattened padded image, starting at i*Wp + j: L = OH*Wp, and each output row comes out Wp wide,
-    its first OW values real and the rest cut off (they mix in the start of the next row).
+    flattened padded image, whose rows are `pitch` apart (see __init__), starting at i*pitch + j: L = OH*pitch,
+    and each output row comes out pitch wide, its first OW values real and the rest cut off (they mix in the
+    start of the next row).
     Copying such long runs is 2-3x faster than copying windows OW values at a time. Other strides,
     and images with few channels, copy from a sliding-window view: L = OH*OW.
     """
@@ -224,7 +225,7 @@ class _Columns:
         The gradient of weight (o, c, i, j) is the sum over positions of g times what offset (i, j) of channel c
         sees, and with row runs that is one run of the flattened padded image: per image and offset, one
         product g (O, L) @ runs (L, C), where runs is a strided view of the padded input (column-major, no copy).
-        One batched np.matmul does all offsets of a group of images; g is laid out Wp wide in a small reused buffer
+        One batched np.matmul does all offsets of a group of images; g is laid out pitch wide in a small reused buffer
         whose cut-off columns stay zero, and the groups' products are summed in order.
         """
         n, o = g.shape[:2]
