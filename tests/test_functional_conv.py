@@ -323,10 +323,10 @@ def test_adaptive_avg_pool_refuses_bad_sizes_and_inputs():
         == (3, None)
 
 
-@pytest.mark.parametrize("n, c, h, o", [(3, 16, 28, 16), (5, 16, 14, 64), (2, 32, 7, 64)])
+@pytest.mark.parametrize("n, c, h, o", [(3, 16, 28, 16), (5, 16, 14, 64), (2, 32, 8, 64)])
 def test_products_cut_in_pieces_give_the_convolution_and_its_gradients(monkeypatch, n, c, h, o):
     """On OpenBLAS with small-matrix kernels the float32 products are cut into pieces (conv._product): forced on
-    here whatever the machine's BLAS, on shapes like DeepConvNet's (28x28, 14x14 and 7x7 images, one per product),
+    here whatever the machine's BLAS, on shapes like DeepConvNet's (28x28, 14x14 and 8x8 images, one per product),
     the output and gradients are those of the float64 convolution, which is never cut."""
     from zerograd.functional import conv
 
@@ -359,8 +359,9 @@ def test_pieces_are_the_fewest_equal_ones_below_the_small_product_size():
     assert _pieces(16 * 145, 840) == 2  # DeepConvNet's second layer, one image: 1.9e6 -> 2 x 0.97e6
     assert _pieces(32 * 289, 448) == 7  # its fourth, two images side by side: 4.1e6 -> 7 x 0.59e6
     assert _pieces(16 * 10, 784) == 1  # already small
-    assert _pieces(64 * 577, 189) == 7  # its sixth, three images side by side (each 63 columns wide)
-    assert _pieces(256 * 2305, 64) == 1  # no piece of 16 columns or more is small enough: left whole
+    assert _pieces(64 * 289, 72) == 2  # its fifth, one 8x8 image in row runs: 1.3e6 -> 2 x 0.67e6, 36 columns each
+    assert _pieces(64 * 577, 72) == 1  # its sixth: 3 pieces would be small enough, but only 24 columns wide
+    assert _pieces(256 * 2305, 64) == 1  # no piece of 32 columns or more is small enough: left whole
 
 
 def test_the_weight_gradient_by_kernel_offsets_is_taken_where_it_pays(monkeypatch):
