@@ -394,10 +394,10 @@ def test_l2_cache_size_is_read_from_sysfs_or_defaults(tmp_path, monkeypatch):
     cache("index2", 2, "Unified", "2048K")
     cache("index3", 3, "Unified", "307200K")
     monkeypatch.setattr(conv, "_CPU_CACHES", tmp_path)
-    assert conv.l2_cache_bytes() == 2 << 20
+    assert conv._l2_cache_bytes() == 2 << 20
     (tmp_path / "index2" / "size").write_text("1M\n")
-    assert conv.l2_cache_bytes() == 1 << 20
+    assert conv._l2_cache_bytes() == 1 << 20
     (tmp_path / "index2" / "size").write_text("unknown\n")
-    assert conv.l2_cache_bytes(default=12345) == 12345
+    assert conv._l2_cache_bytes(default=12345) == 12345
     monkeypatch.setattr(conv, "_CPU_CACHES", tmp_path / "missing")
-    assert conv.l2_cache_bytes() == 1 << 20
+    assert conv._l2_cache_bytes() == 1 << 20

@@ -98,10 +98,8 @@ def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], stride: tuple[int, i
 _CPU_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")  # Linux's description of the first CPU's caches
 
 
-def l2_cache_bytes(default: int = 1 << 20) -> int:
-    """The size of one core's L2 cache as Linux reports it (sysfs), else `default` (1 MiB).
-
-    Public for the tests and benchmarks (not in F's __all__)."""
+def _l2_cache_bytes(default: int = 1 << 20) -> int:
+    """The size of one core's L2 cache as Linux reports it (sysfs), else `default` (1 MiB)."""
     try:
         for index in sorted(_CPU_CACHES.glob("index*")):
             if ((index / "level").read_text().strip() == "2"
@@ -119,8 +117,8 @@ def l2_cache_bytes(default: int = 1 << 20) -> int:
 # at batch 1000). Built for a few images at a time into one reused buffer of half the L2 cache (256 KiB to
 # 1 MiB), they stay in L2 between the copy and the product: 1.5-2x faster, and nothing to keep. Measured on
 # DeepConvNet's step: 512 KiB on the 1 MiB L2 of a Zen 4 core; on an Intel Xeon with 2 MiB, 1 MiB took the
-# two-thread step from 40.0 to 38.2 ms (the same at one thread), and 2 MiB was slower (40.4 ms).
-_CHUNK_BYTES = min(1 << 20, max(1 << 18, l2_cache_bytes() // 2))
+# two-thread step from 39.7 to 38.2 ms (the same at one thread), and 2 MiB was slower (40.4 ms).
+_CHUNK_BYTES = min(1 << 20, max(1 << 18, _l2_cache_bytes() // 2))
 # Row runs (see _Columns) pay off from this many input channels on: measured on the book's networks,
 # layers of 16-64 channels run 10-25% faster with them, single-channel first layers slower (their
 # columns are small, and the cut-off columns are a larger share of narrow images).
@@ -134,7 +132,7 @@ _OFFSETS_MAX_CHANNEL_PAIRS = 1024
 _OFFSETS_MIN_LENGTH = 72
 
 
-_MIN_PIECE = 32
+_MIN_PIECE = 32  # columns: see _pieces
 
 
 @lru_cache(maxsize=256)
