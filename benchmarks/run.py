@@ -716,6 +716,30 @@ def _project(t1: float, tn: float, n: int, row: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def _cpu_details(cpuinfo: Path = Path("/proc/cpuinfo"),
+                 caches: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> str | None:
+    """'family 6 model 207, AVX-512, L2 2048K': what tells apart CPUs that a VM names alike ('Intel(R) Xeon(R)
+    Processor') and what the speed depends on (Linux; None where none of it can be read)."""
+    details = []
+    try:
+        first = cpuinfo.read_text().split("\n\n", 1)[0]  # the first CPU's block
+        info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+        if "cpu family" in info:
+            details.append(f"family {info['cpu family']} model {info.get('model', '?')}")
+        flags = set(info.get("flags", "").split())
+        details += [name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags][:1]
+    except OSError:
+        pass
+    for index in sorted(caches.glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                details.append(f"L2 {(index / 'size').read_text().strip()}")
+                break
+        except OSError:
+            pass
+    return ", ".join(details) or None
+
+
 def _environment(args: argparse.Namespace) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -737,7 +761,8 @@ def _environment(args: argparse.Namespace) -> dict[str, Any]:
     import zerograd
 
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
-            "cpus": os.cpu_count(), "allowed_cpus": args.allowed_cpus, "python": platform.python_version(),
+            "cpu_details": _cpu_details(), "cpus": os.cpu_count(), "allowed_cpus": args.allowed_cpus,
+            "python": platform.python_version(),
             "numpy": np.__version__, "blas": blas, "zerograd": zerograd.__version__, "torch": torch_version,
             "threads": args.threads, "thread_variables": [*THREAD_VARIABLES, "torch.set_num_threads"],
             "load_average_before": list(os.getloadavg()), "quick": args.quick, "clock": args.clock}
@@ -839,7 +864,8 @@ def markdown(result: dict[str, Any]) -> str:
     """The results as Markdown: the environment line, a table per thread setting, the scaling report."""
     env = result["environment"]
     fws = result["frameworks"]
-    lines = [f"{env['date']}; {env['cpu']}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
+    details = f" ({env['cpu_details']})" if env.get("cpu_details") else ""
+    lines = [f"{env['date']}; {env['cpu']}{details}, {env['cpus']} CPUs; Python {env['python']}, NumPy {env['numpy']} "
              f"({env['blas']}), PyTorch {env['torch'] or 'not run'}, zerograd {env['zerograd']}; "
              + ("malloc " + " ".join(f"{k}={v}" for k, v in env["malloc"].items()) + "; " if env.get("malloc")
                 else "glibc malloc defaults; ")

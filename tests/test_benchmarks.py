@@ -60,6 +60,7 @@ def test_quick_suite_without_torch(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["frameworks"] == ["zerograd", "numpy"]
     assert result["environment"]["quick"] is True
+    assert "cpu_details" in result["environment"]  # None where Linux's descriptions cannot be read
     assert result["settings"]["threads"] == ["default", 1]  # two tables by default, default threads first
     default, one = result["tables"]
     assert default["threads"] == "default" and one["threads"] == 1
@@ -165,6 +166,31 @@ def test_issue_targets_and_thread_settings() -> None:
     assert run._table_env(parent, "default") == {"PATH": "/bin"}
     assert run._table_env(parent, 2) == {"PATH": "/bin", **{var: "2" for var in run.THREAD_VARIABLES
                                                            if var != "GOTO_NUM_THREADS"}}
+
+
+def test_cpu_details_tell_apart_cpus_that_share_a_name(tmp_path: Path) -> None:
+    """The report's machine line: a VM may call every Xeon 'Intel(R) Xeon(R) Processor'; family, model, vector
+    extension and L2 size come from the first CPU's block of /proc/cpuinfo and Linux's cache description."""
+    run = _run_module()
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n"
+                       "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\n"
+                       "processor\t: 1\ncpu family\t: 99\nmodel\t\t: 1\nflags\t\t: fpu\n")
+    caches = tmp_path / "cache"
+    for name, level, size in (("index0", 1, "48K"), ("index1", 1, "32K"), ("index2", 2, "2048K"),
+                              ("index3", 3, "300M")):
+        (caches / name).mkdir(parents=True)
+        (caches / name / "level").write_text(f"{level}\n")
+        (caches / name / "size").write_text(f"{size}\n")
+    assert run._cpu_details(cpuinfo, caches) == "family 6 model 207, AVX-512, L2 2048K"
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nflags\t\t: fpu avx2\n")
+    assert run._cpu_details(cpuinfo, tmp_path / "none") == "family 25 model 17, AVX2"
+    assert run._cpu_details(tmp_path / "missing", tmp_path / "none") is None
+    env = {"date": "d", "cpu": "Intel(R) Xeon(R) Processor", "cpu_details": "family 6 model 207, AVX-512, L2 2048K",
+           "cpus": 2, "python": "3.11", "numpy": "2", "blas": "openblas", "torch": None, "zerograd": "0.1",
+           "clock": "wall", "suite_seconds": 1.0, "quick": False}
+    line = run.markdown({"environment": env, "frameworks": ["zerograd"], "tables": [], "scaling": None}).splitlines()[0]
+    assert line.startswith("d; Intel(R) Xeon(R) Processor (family 6 model 207, AVX-512, L2 2048K), 2 CPUs; ")
 
 
 def test_scaling_model() -> None:
