@@ -716,37 +716,31 @@ def _project(t1: float, tn: float, n: int, row: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _cpu_details(cpuinfo: Path = Path("/proc/cpuinfo"),
-                 caches: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> str | None:
-    """'family 6 model 207, AVX-512, L2 2048K': what tells apart CPUs that a VM names alike ('Intel(R) Xeon(R)
-    Processor') and what the speed depends on (Linux; None where none of it can be read)."""
-    details = []
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first CPU's block of /proc/cpuinfo as a dict ({} where it cannot be read)."""
     try:
-        first = cpuinfo.read_text().split("\n\n", 1)[0]  # the first CPU's block
-        info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
-        if "cpu family" in info:
-            details.append(f"family {info['cpu family']} model {info.get('model', '?')}")
-        flags = set(info.get("flags", "").split())
-        details += [name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags][:1]
+        first = path.read_text().split("\n\n", 1)[0]
     except OSError:
-        pass
-    for index in sorted(caches.glob("index*")):
-        try:
-            if (index / "level").read_text().strip() == "2":
-                details.append(f"L2 {(index / 'size').read_text().strip()}")
-                break
-        except OSError:
-            pass
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+
+
+def _cpu_details(info: dict[str, str], l2_bytes: int | None) -> str | None:
+    """'family 6 model 207, AVX-512, L2 2048K' from the first CPU's cpuinfo and its L2 size: what tells apart CPUs
+    that a VM names alike ('Intel(R) Xeon(R) Processor') and what the speed depends on (None where none is known)."""
+    details = []
+    if "cpu family" in info:
+        details.append(f"family {info['cpu family']} model {info.get('model', '?')}")
+    flags = set(info.get("flags", "").split())
+    details += [name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags][:1]
+    if l2_bytes:
+        details.append(f"L2 {l2_bytes >> 10}K")
     return ", ".join(details) or None
 
 
 def _environment(args: argparse.Namespace) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    info = _cpuinfo()
+    cpu = info.get("model name") or platform.processor() or platform.machine()
     torch_version = None
     if "torch" in args.frameworks:
         import importlib.metadata
@@ -759,10 +753,11 @@ def _environment(args: argparse.Namespace) -> dict[str, Any]:
     except Exception:  # older NumPy: no dict mode
         pass
     import zerograd
+    from zerograd.threads import l2_cache_bytes
 
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
-            "cpu_details": _cpu_details(), "cpus": os.cpu_count(), "allowed_cpus": args.allowed_cpus,
-            "python": platform.python_version(),
+            "cpu_details": _cpu_details(info, l2_cache_bytes()), "cpus": os.cpu_count(),
+            "allowed_cpus": args.allowed_cpus, "python": platform.python_version(),
             "numpy": np.__version__, "blas": blas, "zerograd": zerograd.__version__, "torch": torch_version,
             "threads": args.threads, "thread_variables": [*THREAD_VARIABLES, "torch.set_num_threads"],
             "load_average_before": list(os.getloadavg()), "quick": args.quick, "clock": args.clock}

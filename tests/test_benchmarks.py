@@ -172,6 +172,8 @@ def test_cpu_details_tell_apart_cpus_that_share_a_name(tmp_path: Path) -> None:
     """The report's machine line: a VM may call every Xeon 'Intel(R) Xeon(R) Processor'; family, model, vector
     extension and L2 size come from the first CPU's block of /proc/cpuinfo and Linux's cache description."""
     run = _run_module()
+    from zerograd.threads import l2_cache_bytes
+
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n"
                        "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\n"
@@ -181,11 +183,14 @@ def test_cpu_details_tell_apart_cpus_that_share_a_name(tmp_path: Path) -> None:
                               ("index3", 3, "300M")):
         (caches / name).mkdir(parents=True)
         (caches / name / "level").write_text(f"{level}\n")
+        (caches / name / "type").write_text("Unified\n" if level > 1 else "Data\n")
         (caches / name / "size").write_text(f"{size}\n")
-    assert run._cpu_details(cpuinfo, caches) == "family 6 model 207, AVX-512, L2 2048K"
+    unknown = l2_cache_bytes(caches=tmp_path / "none")
+    details = run._cpu_details(run._cpuinfo(cpuinfo), l2_cache_bytes(caches=caches))
+    assert details == "family 6 model 207, AVX-512, L2 2048K"
     cpuinfo.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nflags\t\t: fpu avx2\n")
-    assert run._cpu_details(cpuinfo, tmp_path / "none") == "family 25 model 17, AVX2"
-    assert run._cpu_details(tmp_path / "missing", tmp_path / "none") is None
+    assert run._cpu_details(run._cpuinfo(cpuinfo), unknown) == "family 25 model 17, AVX2"
+    assert run._cpu_details(run._cpuinfo(tmp_path / "missing"), unknown) is None
     env = {"date": "d", "cpu": "Intel(R) Xeon(R) Processor", "cpu_details": "family 6 model 207, AVX-512, L2 2048K",
            "cpus": 2, "python": "3.11", "numpy": "2", "blas": "openblas", "torch": None, "zerograd": "0.1",
            "clock": "wall", "suite_seconds": 1.0, "quick": False}

@@ -378,26 +378,3 @@ def test_the_weight_gradient_by_kernel_offsets_is_taken_where_it_pays(monkeypatc
         weight = Tensor(rng.standard_normal((o, c, 3, 3)).astype(np.float32), requires_grad=True)
         F.conv2d(Tensor(rng.standard_normal((2, c, h, h)).astype(np.float32)), weight, padding=1).sum().backward()
         assert bool(calls) is taken, (c, o, h)
-
-
-def test_l2_cache_size_is_read_from_sysfs_or_defaults(tmp_path, monkeypatch):
-    """The im2col buffer is half the L2 cache (conv._CHUNK_BYTES): its size comes from Linux's cache description."""
-    from zerograd.functional import conv
-
-    def cache(name, level, kind, size):
-        (tmp_path / name).mkdir()
-        for field, value in (("level", level), ("type", kind), ("size", size)):
-            (tmp_path / name / field).write_text(f"{value}\n")
-
-    cache("index0", 1, "Data", "48K")
-    cache("index1", 1, "Instruction", "32K")
-    cache("index2", 2, "Unified", "2048K")
-    cache("index3", 3, "Unified", "307200K")
-    monkeypatch.setattr(conv, "_CPU_CACHES", tmp_path)
-    assert conv._l2_cache_bytes() == 2 << 20
-    (tmp_path / "index2" / "size").write_text("1M\n")
-    assert conv._l2_cache_bytes() == 1 << 20
-    (tmp_path / "index2" / "size").write_text("unknown\n")
-    assert conv._l2_cache_bytes(default=12345) == 12345
-    monkeypatch.setattr(conv, "_CPU_CACHES", tmp_path / "missing")
-    assert conv._l2_cache_bytes() == 1 << 20

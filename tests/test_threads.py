@@ -251,3 +251,23 @@ def test_without_threadpoolctl_blas_is_left_alone(restore_threads, monkeypatch):
     zerograd.set_num_threads(2)
     assert threads.parallel_map(lambda i: i + 1, range(3)) == [1, 2, 3]
     assert threads._blas == []
+
+
+def test_l2_cache_size_is_read_from_sysfs_or_defaults(tmp_path):
+    """The im2col buffer is half the L2 cache (conv._CHUNK_BYTES): its size comes from Linux's cache description."""
+
+    def cache(name, level, kind, size):
+        (tmp_path / name).mkdir()
+        for field, value in (("level", level), ("type", kind), ("size", size)):
+            (tmp_path / name / field).write_text(f"{value}\n")
+
+    cache("index0", 1, "Data", "48K")
+    cache("index1", 1, "Instruction", "32K")
+    cache("index2", 2, "Unified", "2048K")
+    cache("index3", 3, "Unified", "307200K")
+    assert threads.l2_cache_bytes(1 << 20, tmp_path) == 2 << 20
+    (tmp_path / "index2" / "size").write_text("1M\n")
+    assert threads.l2_cache_bytes(1 << 20, tmp_path) == 1 << 20
+    (tmp_path / "index2" / "size").write_text("unknown\n")
+    assert threads.l2_cache_bytes(default=12345, caches=tmp_path) == 12345
+    assert threads.l2_cache_bytes(1 << 20, tmp_path / "missing") == 1 << 20

@@ -210,6 +210,20 @@ def _quota_cpus(quota: str, period: str) -> int | None:
     return max(1, math.ceil(q / p)) if q is not None and p is not None else None
 
 
+_CPU_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")  # Linux's description of the first CPU's caches
+
+
+def l2_cache_bytes(default: int | None = None, caches: Path = _CPU_CACHES) -> int | None:
+    """The size of one core's L2 cache as Linux describes it (sysfs), else `default`: what sizes the convolutions'
+    im2col buffer (functional.conv), and what the benchmark report names."""
+    for index in sorted(caches.glob("index*")):
+        if _read(index / "level").strip() == "2" and _read(index / "type").strip() in ("Unified", "Data"):
+            size = _read(index / "size").strip().upper()
+            digits = size.rstrip("KM")
+            return int(digits) << {"K": 10, "M": 20}.get(size[-1:], 0) if digits.isdigit() else default
+    return default
+
+
 # --- the pool and BLAS ---------------------------------------------------------------------------------------------
 def _executor() -> ThreadPoolExecutor:
     """The pool of get_num_threads() - 1 workers (called with _lock held, when the count is 2 or more)."""

@@ -12,7 +12,6 @@ Cross-correlation, weights (out_channels, in_channels, kh, kw), as in the book a
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,7 +19,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ..errors import ShapeError, ZerogradError
 from ..tensor import Function, Tensor
-from ..threads import SMALL_PRODUCT, batch_shards, blas_small_products, parallel_map
+from ..threads import SMALL_PRODUCT, batch_shards, blas_small_products, l2_cache_bytes, parallel_map
 from .math import as_tensor
 
 IntPair = int | tuple[int, int]
@@ -95,30 +94,13 @@ def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], stride: tuple[int, i
     return dx[:, :, ph : padded_shape[2] - ph, pw : padded_shape[3] - pw]
 
 
-_CPU_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")  # Linux's description of the first CPU's caches
-
-
-def _l2_cache_bytes(default: int = 1 << 20) -> int:
-    """The size of one core's L2 cache as Linux reports it (sysfs), else `default` (1 MiB)."""
-    try:
-        for index in sorted(_CPU_CACHES.glob("index*")):
-            if ((index / "level").read_text().strip() == "2"
-                    and (index / "type").read_text().strip() in ("Unified", "Data")):
-                size = (index / "size").read_text().strip().upper()
-                scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
-                return int(size.rstrip("KM")) * scale
-    except (OSError, ValueError):
-        pass
-    return default
-
-
 # im2col columns are kh*kw times the size of the image. Built for a whole batch they are one large
 # array, written to main memory and read back by the product (450 MB for DeepConvNet's second layer
 # at batch 1000). Built for a few images at a time into one reused buffer of half the L2 cache (256 KiB to
-# 1 MiB), they stay in L2 between the copy and the product: 1.5-2x faster, and nothing to keep. Measured on
-# DeepConvNet's step: 512 KiB on the 1 MiB L2 of a Zen 4 core; on an Intel Xeon with 2 MiB, 1 MiB took the
-# two-thread step from 39.7 to 38.2 ms (the same at one thread), and 2 MiB was slower (40.4 ms).
-_CHUNK_BYTES = min(1 << 20, max(1 << 18, _l2_cache_bytes() // 2))
+# 1 MiB; 512 KiB where Linux does not say), they stay in L2 between the copy and the product: 1.5-2x faster,
+# and nothing to keep. Measured on DeepConvNet's step: 512 KiB on the 1 MiB L2 of a Zen 4 core; on an Intel Xeon
+# with 2 MiB, 1 MiB took the two-thread step from 39.7 to 38.2 ms (the same at one thread), 2 MiB was slower (40.4).
+_CHUNK_BYTES = min(1 << 20, max(1 << 18, l2_cache_bytes(1 << 20) // 2))
 # Row runs (see _Columns) pay off from this many input channels on: measured on the book's networks,
 # layers of 16-64 channels run 10-25% faster with them, single-channel first layers slower (their
 # columns are small, and the cut-off columns are a larger share of narrow images).
