@@ -523,7 +523,7 @@ def _run_suite(args: argparse.Namespace, work: Path, env: dict[str, str], settin
                     extra["zerograd_region_cost"] = {
                         "threads": costs[0]["threads"],
                         "region_us": statistics.median(c["region_us"] for c in costs),
-                        "submit_us": statistics.median(c["submit_us"] for c in costs)}
+                        "wake_us": statistics.median(c["wake_us"] for c in costs)}
             rows.append(_row(bench, name, "ms / iteration", runs, cpu + "seconds_per_iteration", targets, 1e3,
                              extra=extra))
     if "B4" in benches:
@@ -689,10 +689,10 @@ def _project(t1: float, tn: float, n: int, row: dict[str, Any]) -> dict[str, Any
     out: dict[str, Any] = {}
 
     def overhead_ms(k: int) -> float:
-        # o(k) = o(N) + (k - N) * submit: one more ThreadPoolExecutor.submit per further worker to wake
+        # o(k) = o(N) + (k - N) * wake: the calling thread wakes each further worker
         if cost is None or k < 2:
             return 0.0
-        return regions * max(0.0, cost["region_us"] + (k - n) * cost["submit_us"]) / 1e3
+        return regions * max(0.0, cost["region_us"] + (k - n) * cost["wake_us"]) / 1e3
 
     # each region's share of the parallel work: its time at N threads less the empty region's, times its split
     o_n = cost["region_us"] / 1e6 if cost else 0.0
@@ -705,7 +705,7 @@ def _project(t1: float, tn: float, n: int, row: dict[str, Any]) -> dict[str, Any
         return sum(w / total / min(k, cap if cap else k) for w, cap in work)
 
     if cost is not None:
-        out.update(regions_per_step=regions, region_us=cost["region_us"], submit_us=cost["submit_us"])
+        out.update(regions_per_step=regions, region_us=cost["region_us"], wake_us=cost["wake_us"])
     if total > 0:
         capped = {k: sum(w for w, cap in work if cap and cap < k) / total for k in PROJECTED_THREADS}
         out["capped_share"] = {str(k): v for k, v in capped.items()}  # parallel work whose regions split < k ways
@@ -843,8 +843,8 @@ def _scaling_markdown(scaling: dict[str, Any]) -> str:
                   + ", ".join(f"{e['bench']} {e['regions_per_step']:.0f} per step" for e in zg)
                   + "; an empty region costs "
                   + ", ".join(f"{e['region_us']:.0f} µs" for e in zg)
-                  + f" at {zg[0]['threads']} threads, and each further worker one ThreadPoolExecutor.submit ("
-                  + ", ".join(f"{e['submit_us']:.0f} µs" for e in zg) + "): o(n) = o(N) + (n - N) · submit."]
+                  + f" at {zg[0]['threads']} threads, and waking each further worker ("
+                  + ", ".join(f"{e['wake_us']:.1f} µs" for e in zg) + "): o(n) = o(N) + (n - N) · wake."]
         capped = [e for e in zg if e.get("capped_share")]
         if capped:
             lines[-1] += (" Its batch splits stop at 32,768 numbers a shard (batch_shards), so part of the parallel "

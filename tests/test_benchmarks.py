@@ -207,7 +207,7 @@ def test_scaling_model() -> None:
     # slower at two threads than at one: no parallel part
     assert run._project(100.0, 120.0, 2, {})["projection_ms"]["16"] == pytest.approx(100.0)
     # zerograd: two regions of equal work, one split at most 2 ways; 10 regions at 50 us (+10 us per extra worker)
-    row = {"zerograd_regions": 10, "zerograd_region_cost": {"threads": 2, "region_us": 50.0, "submit_us": 10.0},
+    row = {"zerograd_regions": 10, "zerograd_region_cost": {"threads": 2, "region_us": 50.0, "wake_us": 10.0},
            "zerograd_region_profile": [[2, 2, 0.020], [2, 64, 0.020]]}
     p = run._project(100.0, 60.0, 2, row)
     overhead = {2: 0.5, 8: 10 * (50 + 6 * 10) / 1e3, 16: 10 * (50 + 14 * 10) / 1e3}

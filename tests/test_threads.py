@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -189,6 +190,98 @@ def test_a_parallel_map_inside_one_runs_serially(restore_threads):
         return set(threads.parallel_map(lambda _: threading.get_ident(), range(4))) == {threading.get_ident()}
 
     assert threads.parallel_map(inner, range(4)) == [True] * 4
+
+
+def _workers_alive() -> int:
+    return sum(t.name.startswith("zerograd_") and t.is_alive() for t in threading.enumerate())
+
+
+def _wait_for_workers(n: int) -> int:
+    deadline = time.monotonic() + 30
+    while _workers_alive() != n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _workers_alive()
+
+
+def test_a_new_count_ends_the_old_pools_workers(restore_threads):
+    zerograd.set_num_threads(4)
+    threads.parallel_map(abs, range(8))
+    zerograd.set_num_threads(2)
+    assert threads.parallel_map(abs, range(-4, 0)) == [4, 3, 2, 1]
+    assert _wait_for_workers(1) == 1
+
+
+def test_a_new_count_set_while_a_parallel_map_runs_lets_it_finish(restore_threads):
+    zerograd.set_num_threads(2)
+    both_running, changed = threading.Barrier(2, timeout=30), threading.Event()
+
+    def item(i):
+        both_running.wait()
+        changed.wait(30)  # the pool is closed under the items
+        return i * 10
+
+    result = []
+    runner = threading.Thread(target=lambda: result.append(threads.parallel_map(item, range(2))))
+    runner.start()
+    time.sleep(0.05)
+    zerograd.set_num_threads(3)
+    changed.set()
+    runner.join(30)
+    assert result == [[0, 10]]
+    assert threads.parallel_map(abs, range(-3, 0)) == [3, 2, 1]
+    assert _wait_for_workers(2) == 2  # the old pool's worker ended once its item was done
+
+
+def test_parallel_maps_from_two_threads_at_once_each_get_their_results(restore_threads):
+    """One of them holds the pool; the other runs its items in its own thread, to the same results."""
+    zerograd.set_num_threads(2)
+    results, failures = {}, []
+
+    def user(k):
+        try:
+            results[k] = [threads.parallel_map(lambda i, r=r: i * k + r, range(6)) for r in range(200)]
+        except BaseException as err:  # noqa: BLE001 (reported below)
+            failures.append(err)
+
+    users = [threading.Thread(target=user, args=(k,)) for k in (3, 5)]
+    for u in users:
+        u.start()
+    for u in users:
+        u.join(60)
+    assert not failures
+    for k in (3, 5):
+        assert results[k] == [[i * k + r for i in range(6)] for r in range(200)]
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+def test_ctrl_c_while_waiting_for_a_worker_leaves_a_working_pool(restore_threads):
+    """Interrupted while its worker still runs an item, the pool is retired; the next parallel_map makes another."""
+    zerograd.set_num_threads(2)
+    main = threading.get_ident()  # pytest runs tests in the main thread, where SIGINT raises KeyboardInterrupt
+    started, release = threading.Event(), threading.Event()
+
+    def item(i):
+        if threading.get_ident() == main:
+            started.wait(30)  # main's item ends once the worker is inside its own
+        else:
+            started.set()
+            release.wait(30)
+        return i
+
+    def interrupt():
+        started.wait(30)
+        time.sleep(0.1)  # main is waiting for the worker by now
+        signal.pthread_kill(main, signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    with pytest.raises(KeyboardInterrupt):
+        threads.parallel_map(item, range(2))
+    killer.join(30)
+    release.set()
+    assert _wait_for_workers(0) == 0  # the interrupted pool's worker ended after its item
+    assert threads.parallel_map(lambda i: i * i, range(4)) == [0, 1, 4, 9]
+    assert _wait_for_workers(1) == 1
 
 
 @pytest.mark.parametrize("n", [1, 2])
