@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,28 @@ def test_malloc_keep_is_what_zerograd_train_does() -> None:
     from zerograd.cli import KEEP_FREED_MEMORY
 
     assert run.MALLOC_KEEP == {name: str(value) for name, value in KEEP_FREED_MEMORY.items()}
+
+
+def test_region_cost_times_the_pool_and_ends_the_worker_it_woke() -> None:
+    import threading
+
+    import zerograd
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sides
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    old = zerograd.get_num_threads()
+    try:
+        zerograd.set_num_threads(1)
+        assert sides.ZerogradSide(None).region_cost() is None  # no pool at one thread
+        zerograd.set_num_threads(2)
+        cost = sides.ZerogradSide(None).region_cost()
+        assert cost["threads"] == 2 and 0 < cost["wake_us"] < cost["region_us"] < 1e5
+        deadline = time.monotonic() + 30  # its own pool's worker ends; the pool of the 2 threads stays
+        while sum(t.name.startswith("zerograd_") for t in threading.enumerate()) != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sum(t.name.startswith("zerograd_") for t in threading.enumerate()) == 1
+    finally:
+        zerograd.set_num_threads(old)
