@@ -253,6 +253,33 @@ def test_parallel_maps_from_two_threads_at_once_each_get_their_results(restore_t
         assert results[k] == [[i * k + r for i in range(6)] for r in range(200)]
 
 
+def test_a_parallel_map_run_alone_while_the_pool_is_busy_holds_no_lock(restore_threads):
+    """Its items run in its own thread without the module's lock: another thread may set the count meanwhile."""
+    zerograd.set_num_threads(2)
+    pool_busy, release = threading.Barrier(3, timeout=30), threading.Event()
+
+    def pool_item(i):
+        pool_busy.wait()  # both of the holder's items are running
+        release.wait(30)
+        return i
+
+    holder = threading.Thread(target=lambda: threads.parallel_map(pool_item, range(2)))
+    holder.start()
+    pool_busy.wait()
+
+    def item(i):
+        setter = threading.Thread(target=zerograd.set_num_threads, args=(2,))
+        setter.start()
+        setter.join(10)
+        return not setter.is_alive()
+
+    try:
+        assert threads.parallel_map(item, range(2)) == [True, True]
+    finally:
+        release.set()
+        holder.join(30)
+
+
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
 def test_ctrl_c_while_waiting_for_a_worker_leaves_a_working_pool(restore_threads):
     """Interrupted while its worker still runs an item, the pool is retired; the next parallel_map makes another."""

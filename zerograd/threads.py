@@ -125,8 +125,9 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
 
     with _lock:  # so that set_num_threads in another thread cannot close the pool between the two lines
         pool = _current_pool()
-        if not pool.in_use.acquire(blocking=False):  # another thread's parallel_map is on it: the same items
-            return [fn(item) for item in items]      # and results, in this thread alone
+        have_pool = pool.in_use.acquire(blocking=False)
+    if not have_pool:  # another thread's parallel_map is on it: the same items and results, in this thread alone
+        return [fn(item) for item in items]
     pool.run(work, threads - 1)
     if failures:
         raise min(failures, key=lambda failure: failure[0])[1]
