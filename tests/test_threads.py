@@ -311,6 +311,55 @@ def test_ctrl_c_while_waiting_for_a_worker_leaves_a_working_pool(restore_threads
     assert _wait_for_workers(1) == 1
 
 
+def _interruptible_lines(code) -> list[int]:
+    """The lines of code where CPython may run a signal handler (and so raise KeyboardInterrupt): those with a call,
+    a loop's jump back or a `with` (plain assignments, tests and returns never check for signals)."""
+    import dis
+
+    lines, line = set(), None
+    for ins in dis.get_instructions(code):
+        line = ins.positions.lineno if ins.positions and ins.positions.lineno else line
+        if line and line > code.co_firstlineno and (ins.opname.startswith(("CALL", "JUMP_BACKWARD"))
+                                                    or ins.opname in ("BEFORE_WITH", "SETUP_WITH")):
+            lines.add(line)
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("where", ["parallel_map", "run", "_give_back", "work"])
+def test_a_ctrl_c_at_any_line_leaves_a_working_pool(restore_threads, where):
+    """KeyboardInterrupt raised in the calling thread at each line in turn where a signal handler could raise it:
+    afterwards parallel_map still runs its items on two threads, and the old workers end."""
+    import sys
+
+    zerograd.set_num_threads(2)
+    threads.parallel_map(abs, range(2))
+    code = {"parallel_map": threads.parallel_map.__code__, "run": threads._Pool.run.__code__,
+            "_give_back": threads._Pool._give_back.__code__,
+            "work": next(c for c in threads.parallel_map.__code__.co_consts if getattr(c, "co_name", "") == "work")}
+    code = code[where]
+    lines = _interruptible_lines(code)
+    assert lines
+    for line in lines:
+        fired = []
+
+        def local(frame, event, arg, line=line, fired=fired):
+            if event == "line" and frame.f_lineno == line and not fired:
+                fired.append(line)
+                raise KeyboardInterrupt
+            return local
+
+        sys.settrace(lambda frame, event, arg: local if frame.f_code is code else None)
+        try:
+            threads.parallel_map(lambda i: i, range(2))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        both = threading.Barrier(2, timeout=10)  # broken (an error) unless two threads run the items at once
+        assert threads.parallel_map(lambda i, both=both: (both.wait(), i)[1], range(2)) == [0, 1], (where, line)
+    assert _wait_for_workers(1) == 1
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_parallel_map_raises_what_fn_raised(restore_threads, n):
     zerograd.set_num_threads(n)

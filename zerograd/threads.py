@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -39,9 +40,10 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _lock = threading.RLock()  # guards the count and the pool (reentrant: they call each other)
 _num_threads: int | None = None  # None until first needed; then the environment's or the CPUs this process may use
 _pool: _Pool | None = None  # get_num_threads() - 1 workers, made by the first parallel_map
+_pools: list[_Pool] = []  # every pool whose workers have not all been told to end (see _current_pool)
 _blas: list[Any] | None = None  # threadpoolctl's controllers of the loaded BLAS libraries; [] without threadpoolctl
 _small_products: bool | None = None  # see blas_small_products
-_worker = threading.local()  # .busy: this thread is running a parallel_map's items
+_worker = threading.local()  # .busy: running a parallel_map's items; .claimed: the _Pool this thread owns
 
 
 def get_num_threads() -> int:
@@ -62,13 +64,11 @@ def set_num_threads(n: int) -> None:
             "leave it unset for the CPUs this process may use"
         )
     with _lock:
-        old_pool = _pool if n != _num_threads else None
-        if old_pool is not None:
-            _pool = None  # the next parallel_map makes one of the new size
+        if _pool is not None and n != _num_threads:
+            old, _pool = _pool, None  # the next parallel_map makes one of the new size
+            old.close()  # a parallel_map still using it finishes its items first
         _num_threads = n
         _set_blas_threads(1)
-    if old_pool is not None:
-        old_pool.close()  # a parallel_map still using it finishes its items first
 
 
 # Below this many numbers per thread, waking a worker (20-70 us on the 2-core VMs) costs more than it saves.
@@ -109,9 +109,9 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     take = threading.Lock()
 
     def work() -> None:
-        _worker.busy = True
         index = -1
         try:
+            _worker.busy = True
             while not failures:  # after a failure, the items not yet started are skipped
                 with take:
                     index, item = next(pending, (-1, None))
@@ -123,12 +123,22 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         finally:
             _worker.busy = False
 
-    with _lock:  # so that set_num_threads in another thread cannot close the pool between the two lines
+    stale = getattr(_worker, "claimed", None)
+    if stale is not None:  # a parallel_map of this thread was interrupted (Ctrl-C) before it gave its pool back
+        stale.retire_if_claimed_by(threading.get_ident())
+    me = threading.get_ident()
+    with _lock:  # so that set_num_threads in another thread cannot close the pool between taking and claiming it
         pool = _current_pool()
-        have_pool = pool.in_use.acquire(blocking=False)
-    if not have_pool:  # another thread's parallel_map is on it: the same items and results, in this thread alone
+        claimed = pool.owner is None
+        if claimed:  # no call between the test and the two stores: a signal cannot land in between
+            pool.owner, _worker.claimed = me, pool
+    if not claimed:  # another thread's parallel_map is on it: the same items and results, in this thread alone
         return [fn(item) for item in items]
-    pool.run(work, threads - 1)
+    try:
+        pool.run(work, threads - 1)
+    except BaseException:  # interrupted: the workers take no more items
+        failures.append((-1, KeyboardInterrupt()))
+        raise
     if failures:
         raise min(failures, key=lambda failure: failure[0])[1]
     return results
@@ -223,17 +233,27 @@ def l2_cache_bytes(default: int | None = None, caches: Path = _CPU_CACHES) -> in
 
 
 # --- the pool and BLAS ---------------------------------------------------------------------------------------------
+# Signals sent to the process (Ctrl-C, kill, timers), blocked in the pool's workers: the kernel then delivers them to
+# the main thread, where Python runs their handlers anyway. (Delivered to a worker waiting on its lock, they lost that
+# wake-up now and then under CPython 3.11: a region waited forever, in a test sending thousands of them.)
+_ASYNC_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGALRM", "SIGHUP", "SIGQUIT", "SIGUSR1",
+                                                     "SIGUSR2", "SIGCHLD", "SIGWINCH") if hasattr(signal, name)}
+
+
 class _Worker:
-    """A daemon thread that runs `task` each time `go` is released, and releases `done` after it; None ends it."""
+    """A daemon thread (started by its pool) that runs `task` each time `go` is released, and releases `done` after
+    it; None ends it."""
 
     def __init__(self, name: str) -> None:
         self.go, self.done = threading.Lock(), threading.Lock()
         self.go.acquire()
         self.done.acquire()
         self.task: Callable[[], None] | None = None
-        threading.Thread(target=self._loop, name=name, daemon=True).start()
+        self.ready = False  # in its loop: a thread whose start a Ctrl-C broke (CPython 3.11) may never get there
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def _loop(self) -> None:
+        self.ready = True
         while True:
             self.go.acquire()
             task = self.task
@@ -251,75 +271,108 @@ class _Pool:
     A region costs two lock handoffs per worker. On the 2-core Xeon VM an empty parallel_map took 21-23 us
     back to back and 37-67 us after a millisecond's pause, where ThreadPoolExecutor (submit, a Future, wait),
     used before, took 52-56 and 79-112 us; SimpleConvNet's two-thread training step went from 8.2-8.5 to
-    7.6-7.9 ms. One parallel_map at a time holds `in_use`.
+    7.6-7.9 ms. One parallel_map at a time runs on the pool: the thread in `owner`, claimed and given back under
+    the module's _lock (the claim is also kept in that thread's _worker.claimed, for a Ctrl-C at a bad moment).
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.in_use = threading.Lock()
-        self._state = threading.Lock()  # orders close() against the end of a run
-        self._closing = False
-        self._workers = [_Worker(f"zerograd_{i}") for i in range(size)]
+        self.owner: int | None = None
+        self._closing = self._stopped = False
+        self._workers: list[_Worker] = []
+        _pools.append(self)  # first: whatever interrupts what follows, the next _current_pool ends its workers
+        # blocked while the workers start, which inherit that: a Ctrl-C waits until they have (CPython 3.11's
+        # Thread.start interrupted can leave the new thread stuck before it runs), and never goes to a worker
+        masked = hasattr(signal, "pthread_sigmask")
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS) if masked else None
+        try:
+            for i in range(size):
+                self._workers.append(_Worker(f"zerograd_{i}"))
+                self._workers[-1].thread.start()
+        except BaseException:  # interrupted (a Ctrl-C that came just before) while starting them: end those started
+            self._stop()
+            raise
+        finally:
+            if masked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     def run(self, work: Callable[[], None], helpers: int) -> None:
-        """work() in this thread and in `helpers` workers at once; returns when all have returned. The caller holds
-        in_use; run releases it. If waiting is interrupted (Ctrl-C), a worker may still be running: the pool is
-        closed once it finishes, and the next parallel_map makes a new one."""
-        woken = self._workers[:helpers]
-        for worker in woken:
-            worker.task = work
-            worker.go.release()
+        """work() in this thread and in `helpers` workers at once; returns when all have returned, giving the pool
+        back. If interrupted (Ctrl-C), a worker may still be running: the pool is closed once it finishes, and the
+        next parallel_map makes a new one."""
         finished = False
         try:
+            woken = [worker for worker in self._workers[:helpers] if worker.ready]
+            for worker in woken:
+                worker.task = work
+                worker.go.release()
             work()
             for worker in woken:
                 worker.done.acquire()
             finished = True
         finally:
-            self._release(finished)
+            self._give_back(finished)
 
-    def _release(self, finished: bool) -> None:
-        with self._state:
+    def _give_back(self, finished: bool) -> None:
+        global _pool
+        with _lock:  # no call inside: a Ctrl-C lands before or after, never halfway
             if finished and not self._closing:
-                self.in_use.release()
+                self.owner = _worker.claimed = None
                 return
-            self._closing = True
+            self._closing = True  # never used again, though a worker may still be on an item
+            if _pool is self:
+                _pool = None
+            self.owner = None
         self._stop()
-        _forget_pool(self)
+        _worker.claimed = None
+
+    def retire_if_claimed_by(self, thread: int) -> None:
+        """Closes the pool if `thread`, which is not running a parallel_map, still holds it (a Ctrl-C landed between
+        its claim and its give-back; if it was given back after all, another thread may be using it now), and
+        ends its workers if a Ctrl-C stopped that before."""
+        global _pool
+        with _lock:
+            if self.owner == thread:
+                self._closing = True
+                if _pool is self:
+                    _pool = None
+                self.owner = None
+            stop = self._closing and self.owner is None and not self._stopped
+        if stop:
+            self._stop()
+        _worker.claimed = None
 
     def close(self) -> None:
-        """Ends the workers: now if the pool is idle, else when the parallel_map running on it finishes."""
-        with self._state:
-            if self._closing:
-                return
+        """Ends the workers: now if the pool is idle, else when the parallel_map running on it finishes. With _lock
+        held."""
+        if not self._closing:
             self._closing = True
-            if not self.in_use.acquire(blocking=False):
-                return
-        self._stop()
+            if self.owner is None:
+                self._stop()
 
     def _stop(self) -> None:
+        """Ends the workers (again, if a Ctrl-C cut this short before: retire_if_claimed_by)."""
         for worker in self._workers:
             worker.task = None  # read by a worker still on its item once it is done, or by one not yet awake
-            if worker.go.locked():  # only this thread releases it; unlocked, its worker is about to take it
+            if worker.go.locked():  # only its owner or closer releases it; unlocked, its worker is about to take it
                 worker.go.release()
+        self._stopped = True
+        if self in _pools:
+            _pools.remove(self)
 
 
 def _current_pool() -> _Pool:
     """The pool of get_num_threads() - 1 workers (called with _lock held, when the count is 2 or more)."""
     global _pool
+    for old in [pool for pool in _pools if pool is not _pool and pool.owner is None]:  # a Ctrl-C left them running
+        old._stop()
     size = get_num_threads() - 1
-    if _pool is None or _pool.size != size:
-        if _pool is not None:
-            _pool.close()
+    if _pool is None or _pool.size != size or _pool._closing:  # closing: a Ctrl-C interrupted its closer
+        old, _pool = _pool, None
+        if old is not None:
+            old.close()
         _pool = _Pool(size)
     return _pool
-
-
-def _forget_pool(pool: _Pool) -> None:
-    global _pool
-    with _lock:
-        if _pool is pool:
-            _pool = None
 
 
 def _set_blas_threads(n: int) -> None:
@@ -365,6 +418,8 @@ def _forget_pool_after_fork() -> None:
     """A forked child has none of its parent's threads: it makes its own pool (BLAS's setting it inherits)."""
     global _lock, _pool
     _lock, _pool = threading.RLock(), None
+    _pools.clear()
+    _worker.claimed = None  # a pool of the parent's
 
 
 if hasattr(os, "register_at_fork"):
