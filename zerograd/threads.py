@@ -123,10 +123,10 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         finally:
             _worker.busy = False
 
+    me = threading.get_ident()
     stale = getattr(_worker, "claimed", None)
     if stale is not None:  # a parallel_map of this thread was interrupted (Ctrl-C) before it gave its pool back
-        stale.retire_if_claimed_by(threading.get_ident())
-    me = threading.get_ident()
+        stale.retire_if_claimed_by(me)
     with _lock:  # so that set_num_threads in another thread cannot close the pool between taking and claiming it
         pool = _current_pool()
         claimed = pool.owner is None
@@ -136,8 +136,8 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [fn(item) for item in items]
     try:
         pool.run(work, threads - 1)
-    except BaseException:  # interrupted: the workers take no more items
-        failures.append((-1, KeyboardInterrupt()))
+    except BaseException as err:  # interrupted: the workers take no more items
+        failures.append((-1, err))
         raise
     if failures:
         raise min(failures, key=lambda failure: failure[0])[1]
