@@ -123,6 +123,33 @@ def test_linear_splits_match_one_thread(tiny_shards, x_shape, w_shape):
             np.testing.assert_allclose(c, a, rtol=1e-5, atol=1e-6)
 
 
+def test_a_small_output_of_large_operands_is_split_along_the_inner_axis(tiny_shards, monkeypatch):
+    """x (4, 40) @ w (3, 40).T: the output (12 numbers, 4 times over) is smaller than either operand, so each thread
+    multiplies a part of the 40 columns and the partial products are added in order: within float32 rounding of one
+    thread's result, bit-identical run after run, and its gradients right in float64 (SimpleConvNet's hidden layer,
+    (100, 4320) @ (4320, 100), takes this path at two threads)."""
+    calls = []
+    inner = zmath.Linear._forward_inner_split
+    monkeypatch.setattr(zmath.Linear, "_forward_inner_split",
+                        staticmethod(lambda *args: calls.append(1) or inner(*args)))
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((4, 40), (3, 40), (3,))]
+    zg.set_num_threads(1)
+    one = F.linear(*(zg.Tensor(a) for a in arrays)).data
+    assert not calls
+    for n in (2, 3):
+        zg.set_num_threads(n)
+        assert len(threads.batch_shards(40, 280)) == n
+        first, second = (F.linear(*(zg.Tensor(a) for a in arrays)).data for _ in range(2))
+        np.testing.assert_allclose(first, one, rtol=1e-5, atol=1e-6)
+        assert first.tobytes() == second.tobytes()
+        x, w, b = (zg.Tensor(a.astype(np.float64), requires_grad=True) for a in arrays)
+        assert gradcheck(F.linear, x, w, b)
+    assert len(calls) >= 4
+    ref = arrays[0].astype(np.float64) @ arrays[1].astype(np.float64).T + arrays[2]
+    np.testing.assert_allclose(one, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_adam_updates_in_parts_exactly_as_in_one(tiny_shards):
     """Adam updates a large parameter in parts, one per thread: elementwise, so bit-identical at every thread count
     (a gradient that is a strided view takes the whole-array path, with the same result)."""

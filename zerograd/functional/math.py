@@ -602,6 +602,13 @@ def logsumexp(a: Tensor, dim: Axis = None, keepdim: bool = False) -> Tensor:
 # Products of at least this many multiply-adds are split over the threads (a CNN's hidden layer: 43 M);
 # below it (the book's MLPs) one BLAS call is faster than waking a worker.
 _PARALLEL_MACS = 1 << 24
+# A forward product whose output, this many times over, is still smaller than each operand is split along its inner
+# axis: each thread then reads half of both operands instead of half of one and all of the other, for a few small
+# partial products to add. SimpleConvNet's (100, 4320) @ (4320, 100) at two threads: the product alone 453-514 ->
+# 354-369 us on warm data, 675-691 -> 576-606 us from memory; its training step 1-2 % faster (medians of the paired
+# ratios 0.976-0.988 over 30 rounds alternating in one process, three runs). The MLP's (128, 784) @ (784, 256)
+# keeps the output split (its output is a third of x).
+_INNER_SPLIT = 4
 
 
 def _split(a: np.ndarray, b: np.ndarray, axis_a: int, axis_b: int) -> tuple[int, list[slice]]:
@@ -620,8 +627,11 @@ class Linear(Function):
 
     A large product is split over the threads along an axis of its output (rows of x or rows of W forward; for
     the gradients, rows of g or columns of W, and rows of g.T or columns of x), whichever lets each thread read
-    a part of the larger operand. Each output number comes from one thread's product: nothing is added up across
-    threads, and nothing is copied together after (each writes its part in place).
+    a part of the larger operand. Each output number then comes from one thread's product, and nothing is copied
+    together after (each writes its part in place). One exception: a forward output much smaller than both operands
+    (see _INNER_SPLIT) is split along the inner axis, each thread multiplying a part of x's columns by the same part
+    of W's, and the partial products are added in thread order (bit-identical run after run at a given thread count,
+    within float32 rounding of one thread's result).
     """
 
     def forward(self, x, weight, bias=None):
@@ -632,6 +642,9 @@ class Linear(Function):
             if bias is not None:
                 out += bias
             return out
+        outputs = _INNER_SPLIT * len(x) * len(weight)
+        if outputs < x.size and outputs < weight.size:  # (not min(): this module's min is F.min)
+            return self._forward_inner_split(x, weight, bias)
         out = np.empty((len(x), len(weight)), dtype=np.result_type(x, weight))
         side, shards = _split(x, weight, 0, 0)
 
@@ -642,6 +655,20 @@ class Linear(Function):
                 out[rows, features] += bias[features]
 
         parallel_map(part, shards)
+        return out
+
+    @staticmethod
+    def _forward_inner_split(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """x @ W.T + b with each thread multiplying a part of the inner axis, x[:, s] @ W[:, s].T, into its own
+        partial product; the partials added in thread order."""
+        shards = batch_shards(x.shape[1], x.size + weight.size)
+        parts = np.empty((len(shards), len(x), len(weight)), dtype=np.result_type(x, weight))
+        parallel_map(lambda k: np.matmul(x[:, shards[k]], weight[:, shards[k]].T, out=parts[k]), range(len(shards)))
+        out = parts[0].copy() if len(parts) == 1 else np.add(parts[0], parts[1])
+        for part in parts[2:]:
+            out += part
+        if bias is not None:
+            out += bias
         return out
 
     @staticmethod
