@@ -378,3 +378,97 @@ def test_the_weight_gradient_by_kernel_offsets_is_taken_where_it_pays(monkeypatc
         weight = Tensor(rng.standard_normal((o, c, 3, 3)).astype(np.float32), requires_grad=True)
         F.conv2d(Tensor(rng.standard_normal((2, c, h, h)).astype(np.float32)), weight, padding=1).sum().backward()
         assert bool(calls) is taken, (c, o, h)
+
+
+# --- a convolution and the ReLU after it as one node (conv2d_relu; nn.Sequential runs a Conv2d + ReLU pair so) ---
+def _conv_then_relu(fused: bool, arrays: list[np.ndarray], stride, padding, needs: tuple[bool, ...]):
+    """Output and gradients of relu(conv2d(x, w, b)), as one node or two; needs: which inputs require grad."""
+    from zerograd.functional.conv import conv2d_relu
+
+    tensors = [Tensor(a, requires_grad=r) for a, r in zip(arrays, needs)]
+    if fused:
+        out = conv2d_relu(*tensors, stride=stride, padding=padding)
+    else:
+        out = F.relu(F.conv2d(*tensors, stride=stride, padding=padding))
+    weights = np.random.default_rng(9).standard_normal(out.shape).astype(out.dtype)
+    if any(needs):
+        (out * Tensor(weights)).sum().backward()
+    return [out.data] + [t.grad for t in tensors]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n, c, h, w, o, kernel, stride, padding", CONV_CASES)
+def test_conv2d_relu_is_bit_identical_to_conv2d_then_relu(monkeypatch, n_threads, n, c, h, w, o, kernel, stride,
+                                                          padding):
+    """Every path of the convolution (kept columns, windows, row runs, offsets or rebuilt columns, col2im), at one
+    thread and split over two, with and without the gradients of each input: the same bits as the two nodes."""
+    from zerograd import threads
+
+    old = zg.get_num_threads()
+    monkeypatch.setattr(threads, "MIN_SHARD_SIZE", 1)
+    zg.set_num_threads(n_threads)
+    try:
+        rng = np.random.default_rng(10)
+        arrays = [rng.standard_normal(s).astype(np.float32) for s in ((n, c, h, w), (o, c, *kernel), (o,))]
+        for needs in [(True, True, True), (False, True, True), (True, False, False), (False, False, True),
+                      (False, False, False)]:
+            fused, apart = (_conv_then_relu(f, arrays, stride, padding, needs) for f in (True, False))
+            for a, b in zip(fused, apart):
+                assert (a is None and b is None) or a.tobytes() == b.tobytes()
+            assert (fused[0] == 0).any() and (fused[0] > 0).any()  # the ReLU did cut something
+    finally:
+        zg.set_num_threads(old)
+
+
+@pytest.mark.parametrize("stride, padding, c", [(1, 1, 8), (2, 1, 3), (1, 0, 1)])
+def test_conv2d_relu_gradients_match_central_differences(stride, padding, c):
+    from zerograd.functional.conv import conv2d_relu
+
+    rng = np.random.default_rng(11)
+    result = zg.gradcheck(lambda x, weight, bias: conv2d_relu(x, weight, bias, stride=stride, padding=padding),
+                          rng.standard_normal((2, c, 7, 6)), rng.standard_normal((4, c, 3, 3)), rng.standard_normal(4))
+    assert result.ok and result.max_abs_error < 1e-6
+
+
+def _node_kinds(out: Tensor) -> list[str]:
+    from zerograd.tensor import graph_nodes
+    from zerograd.viz import _function_label
+
+    return sorted(_function_label(fn) for _, fn, _ in graph_nodes(out) if fn is not None)
+
+
+def test_sequential_runs_a_conv2d_and_the_relu_after_it_as_one_node():
+    rng = np.random.default_rng(12)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, generator=0), nn.ReLU(), nn.Conv2d(4, 4, 3, generator=1),
+                          nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.ReLU())
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    out = model(Tensor(x))
+    # only a Conv2d directly followed by a ReLU: the one after BatchNorm2d and the one after pooling stay apart
+    assert _node_kinds(out) == ["BatchNorm", "Conv2d", "Conv2d + ReLU", "MaxPool2d", "ReLU", "ReLU"]
+    out.sum().backward()
+    fused = [out.data] + [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    manual = Tensor(x)
+    for layer in model:  # each layer on its own: two nodes for the pair
+        manual = layer(manual)
+    assert _node_kinds(manual).count("ReLU") == 3
+    manual.sum().backward()
+    for a, b in zip(fused, [manual.data] + [p.grad for p in model.parameters()]):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_sequential_keeps_the_pair_apart_when_a_layer_is_changed():
+    class MyConv(nn.Conv2d):  # a subclass may change forward: it runs as written
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    x = Tensor(np.random.default_rng(13).standard_normal((2, 1, 6, 6)).astype(np.float32))
+    sub = nn.Sequential(MyConv(1, 2, 3, generator=0), nn.ReLU())
+    assert _node_kinds(sub(x)) == ["Conv2d", "Mul", "ReLU"]
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3, generator=0), nn.ReLU())
+    seen = []
+    relu = plain[1]
+    relu.forward = lambda t: seen.append(t.shape) or F.relu(t)  # a forward set on the instance (as tracing does)
+    assert _node_kinds(plain(x)) == ["Conv2d", "ReLU"] and seen == [(2, 2, 4, 4)]
+    del relu.forward
+    assert _node_kinds(plain(x)) == ["Conv2d + ReLU"]

@@ -36,6 +36,8 @@ def _tensor_label(t: Tensor, show_shapes: bool) -> str:
 
 
 def _function_label(fn: Function) -> str:
+    if getattr(fn, "params", {}).get("relu"):  # a convolution and the ReLU after it, run as one (nn.Sequential)
+        return f"{type(fn).__name__} + ReLU"
     return type(fn).__name__
 
 

@@ -256,9 +256,10 @@ class _Columns:
         return gw_t if bias_total is None else np.concatenate([gw_t, bias_total[None]])
 
     def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None, keep: bool = False,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
         """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW), written
         into `out` if given (a contiguous array: a thread's part of the batch's output, no concatenation after).
+        With `relu`, max(output, 0), taken while each group's product is still in cache (see Conv2d).
 
         With `keep` (windows layout only) the columns of the whole batch are built at once and kept in
         `self.kept` (N, C*kh*kw [+ 1], L) for the weight gradient: worth it when they are no larger
@@ -282,54 +283,78 @@ class _Columns:
             if out is None:
                 out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
             _product(w2, self.kept, out.reshape(self.n, o, self.length))
+            if relu:
+                np.maximum(out, 0, out=out)
             return out
         if out is None:  # one array for the batch; the output is its view without the cut-off columns
             rows = np.empty((self.n, o, self.length), dtype=dtype)
             for images, cols in self.chunks(ones=bias is not None):
                 _product(w2, cols, rows[images])
+                if relu:
+                    np.maximum(rows[images], 0, out=rows[images])
             return rows.reshape(self.n, o, self.oh, self.pitch)[:, :, :, : self.ow]
         if self.pitch == self.ow:  # no cut-off columns: straight into `out`
             for images, cols in self.chunks(ones=bias is not None):
-                _product(w2, cols, out[images].reshape(len(cols), o, self.length))
+                part = out[images].reshape(len(cols), o, self.length)
+                _product(w2, cols, part)
+                if relu:
+                    np.maximum(part, 0, out=part)
             return out
         rows = None
         for images, cols in self.chunks(ones=bias is not None):
             if rows is None:
                 rows = np.empty((len(cols), o, self.length), dtype=dtype)
-            part = rows[: len(cols)]
-            _product(w2, cols, part)
-            np.copyto(out[images], part.reshape(len(cols), o, self.oh, self.pitch)[:, :, :, : self.ow])
+            part = rows[: len(cols)].reshape(len(cols), o, self.oh, self.pitch)[:, :, :, : self.ow]
+            _product(w2, cols, rows[: len(cols)])
+            if relu:  # the copy out takes the maximum on the way: no pass of its own
+                np.maximum(part, 0, out=out[images])
+            else:
+                np.copyto(out[images], part)
         return out
 
 
 class Conv2d(Function):
     """Each thread convolves its shard of the batch (zerograd.threads.batch_shards) with its own columns and
-    buffers; backward likewise, the weight gradient summed over the shards in their order."""
+    buffers; backward likewise, the weight gradient summed over the shards in their order.
 
-    def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
+    With `relu`, the node is a convolution followed by a ReLU (what nn.Sequential runs for a Conv2d followed by a
+    ReLU): the maximum with 0 is taken while each group of images' product is still in cache, as it is copied out,
+    instead of in a pass of its own over the activations, and backward masks the incoming gradient in each shard,
+    as ReLU's backward does, inside the convolution's own parallel region (masking it where it is laid out for the
+    products measured slower: NumPy's multiply by a bool mask into strided views). Same numbers as the two
+    operations one after the other; a DeepConvNet training step 3 % faster at one thread and 4 % at two (steps
+    alternating in one process, medians of 16 rounds, paired ratios 0.964-0.973 and 0.951-0.974 over 3-4 runs),
+    with 18 parallel regions instead of 30.
+    """
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0), relu=False):
         c = x.shape[1]
         o, wc, kh, kw = weight.shape
         oh, ow = _output_size(x.shape, (kh, kw), stride, padding, "conv2d")
         if wc != c:
             raise ShapeError(f"conv2d: input has {c} channels but the weight {weight.shape} expects {wc} "
                              f"(input shape {x.shape}; weight is (out_channels, in_channels, kh, kw))")
-        self.weight, self.stride, self.padding = weight, stride, padding
+        self.weight, self.stride, self.padding, self.relu = weight, stride, padding, relu
         self.shards = batch_shards(len(x), x.size)
-        # with several shards each writes its part of one output (else one shard makes its own, maybe a view)
-        out = None if len(self.shards) == 1 else np.empty((len(x), o, oh, ow), dtype=np.result_type(x, weight))
+        # with several shards each writes its part of one output (else one shard makes its own, maybe a view of a
+        # wider array; with relu always one contiguous array, written with the maximum on the way as a ReLU would)
+        out = None if len(self.shards) == 1 and not relu else np.empty((len(x), o, oh, ow),
+                                                                      dtype=np.result_type(x, weight))
         parts = parallel_map(lambda images: self._forward_shard(x[images], bias, None if out is None else out[images]),
                              self.shards)
         # the weight's gradient needs each shard's columns (kept, or rebuilt from its input)
         self.columns = [columns for _, columns in parts] if self.needs_input_grad[1] else None
         h, w = x.shape[2:]
         self.image_size = h, w
-        return parts[0][0] if out is None else out
+        out = parts[0][0] if out is None else out
+        self.out = out if relu and True in self.needs_input_grad else None  # the ReLU's mask: out > 0
+        return out
 
     def _forward_shard(self, x, bias, out):
         o = self.weight.shape[0]
         columns = _Columns(x, self.weight.shape[2:], self.stride, self.padding)
         keep = self.needs_input_grad[1] and not columns.runs and columns.depth < o
-        return columns.correlate(self.weight.reshape(o, -1), bias, keep=keep, out=out), columns
+        return columns.correlate(self.weight.reshape(o, -1), bias, keep=keep, out=out, relu=self.relu), columns
 
     def backward(self, g):
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
@@ -351,7 +376,7 @@ class Conv2d(Function):
             if want_gb:
                 gb = gwb_t[depth]
         elif want_gb:
-            gb = g.sum(axis=(0, 2, 3))
+            gb = (g if self.out is None else np.multiply(g, self.out > 0)).sum(axis=(0, 2, 3))
         return gx, gw, gb
 
     def _backward_shard(self, g, k, want_gb, gx_out):
@@ -360,6 +385,8 @@ class Conv2d(Function):
         o, c, kh, kw = self.weight.shape
         n, _, oh, ow = g.shape
         (ph, pw), (sh, sw) = self.padding, self.stride
+        if self.out is not None:  # the ReLU's backward first, as ReLU does it
+            g = np.multiply(g, self.out[self.shards[k]] > 0)
         gx = gwb_t = None
         if self.needs_input_grad[1]:
             columns, depth = self.columns[k], c * kh * kw
@@ -414,10 +441,24 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
 
     OH = (H + 2*padding - kh) // stride + 1, likewise OW; stride and padding are ints or (h, w) pairs.
     """
+    return _conv2d(x, weight, bias, stride, padding, relu=False)
+
+
+def conv2d_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+                padding: IntPair = 0) -> Tensor:
+    """relu(conv2d(x, weight, bias, stride, padding)) as one node, the same numbers with one pass over the activations
+    fewer (see Conv2d): what nn.Sequential runs for a Conv2d followed by a ReLU. Public for nn (not in F's
+    __all__)."""
+    return _conv2d(x, weight, bias, stride, padding, relu=True)
+
+
+def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: IntPair, padding: IntPair, relu: bool) -> Tensor:
     x = as_tensor(x)
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: weight must be (out_channels, in_channels, kh, kw), got shape {weight.shape}")
     params = {"stride": pair(stride, "stride", "conv2d", 1), "padding": pair(padding, "padding", "conv2d", 0)}
+    if relu:
+        params["relu"] = True
     if bias is None:
         return Conv2d.apply(x, weight, **params)
     return Conv2d.apply(x, weight, bias, **params)

@@ -12,10 +12,10 @@ import numpy as np
 from .. import functional as F
 from .. import random as _random
 from ..errors import ShapeError, ZerogradError
-from ..functional.conv import pair
+from ..functional.conv import conv2d_relu, pair
 from ..tensor import Tensor
 from . import init as _init
-from .module import Module, Parameter
+from .module import FUSED_PAIRS, Module, Parameter
 
 
 class Linear(Module):
@@ -92,6 +92,13 @@ class Conv2d(Module):
         """(N, in_channels, H, W) -> (N, out_channels, OH, OW)."""
         try:
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        except ShapeError as err:
+            raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self(x)) as one node (functional.conv.conv2d_relu): what Sequential runs for this layer and a ReLU."""
+        try:
+            return conv2d_relu(x, self.weight, self.bias, self.stride, self.padding)
         except ShapeError as err:
             raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
 
@@ -330,3 +337,6 @@ class BatchNorm2d(_BatchNorm):
 
     _ndim = 4
     _shape_text = "(N, C, H, W)"
+
+
+FUSED_PAIRS[(Conv2d, ReLU)] = "forward_relu"  # see Sequential

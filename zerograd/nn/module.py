@@ -346,8 +346,19 @@ def _check_buffer(name: str, value: Any) -> np.ndarray | None:
     return value
 
 
+# Pairs of layer types that Sequential runs as one node, with the method of the first that does both: nn.layers adds
+# (Conv2d, ReLU) -> "forward_relu". Exact types only (a subclass may change forward), and only while neither layer
+# has a forward of its own set on the instance (as the ONNX exporter's tracing does).
+FUSED_PAIRS: dict[tuple[type, type], str] = {}
+
+
 class Sequential(Module):
-    """Modules applied one after another: Sequential(Linear(784, 100), ReLU(), Linear(100, 10))."""
+    """Modules applied one after another: Sequential(Linear(784, 100), ReLU(), Linear(100, 10)).
+
+    A Conv2d directly followed by a ReLU runs as one operation (nn.Conv2d.forward_relu): the same numbers as the two
+    one after the other, with one pass over the activations and one parallel region fewer (see
+    functional.conv.Conv2d); the model's graph then shows one "Conv2d + ReLU" node for the pair.
+    """
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
         super().__init__()
@@ -369,9 +380,19 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
-        """x through every module in order."""
-        for m in self._modules.values():
+        """x through every module in order (a Conv2d and the ReLU after it as one operation)."""
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            if i + 1 < len(modules):
+                fused = FUSED_PAIRS.get((type(m), type(modules[i + 1])))
+                if fused and "forward" not in m.__dict__ and "forward" not in modules[i + 1].__dict__:
+                    x = getattr(m, fused)(x)
+                    i += 2
+                    continue
             x = m(x)
+            i += 1
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
