@@ -664,9 +664,7 @@ class Linear(Function):
         shards = batch_shards(x.shape[1], x.size + weight.size)
         parts = np.empty((len(shards), len(x), len(weight)), dtype=np.result_type(x, weight))
         parallel_map(lambda k: np.matmul(x[:, shards[k]], weight[:, shards[k]].T, out=parts[k]), range(len(shards)))
-        out = parts[0].copy() if len(parts) == 1 else np.add(parts[0], parts[1])
-        for part in parts[2:]:
-            out += part
+        out = parts.sum(axis=0)  # the first part, plus the next, ...: in order
         if bias is not None:
             out += bias
         return out

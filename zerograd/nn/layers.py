@@ -6,6 +6,7 @@ Each layer keeps its parameters and settings; the computation is one call into z
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -90,15 +91,15 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, OH, OW)."""
-        try:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-        except ShapeError as err:
-            raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
+        return self._apply_conv(F.conv2d, x)
 
     def forward_relu(self, x: Tensor) -> Tensor:
         """relu(self(x)) as one node (functional.conv.conv2d_relu): what Sequential runs for this layer and a ReLU."""
+        return self._apply_conv(conv2d_relu, x)
+
+    def _apply_conv(self, conv: Callable[..., Tensor], x: Tensor) -> Tensor:
         try:
-            return conv2d_relu(x, self.weight, self.bias, self.stride, self.padding)
+            return conv(x, self.weight, self.bias, self.stride, self.padding)
         except ShapeError as err:
             raise ShapeError(f"{type(self).__name__}({self.extra_repr()}): {err}") from err
 
