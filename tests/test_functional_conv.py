@@ -472,3 +472,112 @@ def test_sequential_keeps_the_pair_apart_when_a_layer_is_changed():
     assert _node_kinds(plain(x)) == ["Conv2d", "ReLU"] and seen == [(2, 2, 4, 4)]
     del relu.forward
     assert _node_kinds(plain(x)) == ["Conv2d + ReLU"]
+
+
+# --- a convolution, its ReLU and a max-pooling that tiles the output as one node (conv2d_relu_max_pool2d) ---
+def _conv_relu_pool(fused: bool, arrays: list[np.ndarray], stride, padding, pool, needs: tuple[bool, ...]):
+    from zerograd.functional.conv import conv2d_relu_max_pool2d
+
+    tensors = [Tensor(a, requires_grad=r) for a, r in zip(arrays, needs)]
+    if fused:
+        out = conv2d_relu_max_pool2d(*tensors, stride=stride, padding=padding, pool=pool)
+    else:
+        out = F.max_pool2d(F.relu(F.conv2d(*tensors, stride=stride, padding=padding)), pool)
+    weights = np.random.default_rng(9).standard_normal(out.shape).astype(out.dtype)
+    if any(needs):
+        (out * Tensor(weights)).sum().backward()
+    return [out.data] + [t.grad for t in tensors]
+
+
+@pytest.mark.parametrize("gather", ["one image", "the whole shard"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n, c, h, w, o, kernel, stride, padding", CONV_CASES)
+def test_conv2d_relu_max_pool2d_is_bit_identical_to_the_three_nodes(monkeypatch, gather, n_threads, n, c, h, w, o,
+                                                                    kernel, stride, padding):
+    """Every path of the convolution, at one thread and split over two, with the products pooled one image at a time
+    or all at once, with and without the gradients of each input: the same bits as conv2d, relu and max_pool2d, on
+    outputs of even and odd sizes (rows and columns left over)."""
+    from zerograd import threads
+    from zerograd.functional import conv
+
+    old = zg.get_num_threads()
+    monkeypatch.setattr(threads, "MIN_SHARD_SIZE", 1)
+    if gather == "one image":
+        monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
+        monkeypatch.setattr(conv, "_POOL_BYTES", 1)
+    zg.set_num_threads(n_threads)
+    try:
+        rng = np.random.default_rng(10)
+        arrays = [rng.standard_normal(s).astype(np.float32) for s in ((n, c, h, w), (o, c, *kernel), (o,))]
+        arrays[2] -= 1.0 * np.sqrt(c * kernel[0] * kernel[1])  # a negative bias: the ReLU cuts some whole windows
+        for pool in [2, (1, 2)]:
+            for needs in [(True, True, True), (False, True, True), (True, False, False), (False, False, True),
+                          (False, False, False)]:
+                fused, apart = (_conv_relu_pool(f, arrays, stride, padding, pool, needs) for f in (True, False))
+                for a, b in zip(fused, apart):
+                    assert (a is None and b is None) or a.tobytes() == b.tobytes()
+                assert (fused[0] == 0).any() and (fused[0] > 0).any()  # the ReLU did cut something
+    finally:
+        zg.set_num_threads(old)
+
+
+def test_conv2d_relu_max_pool2d_gives_ties_to_the_first_maximum():
+    """A window whose maximum is at (0, 1) and (1, 0): the gradient goes to (0, 1), the first in row-major order, as
+    max_pool2d and PyTorch give it; a window of zeros after the ReLU passes no gradient."""
+    from zerograd.functional.conv import conv2d_relu_max_pool2d
+
+    x = np.array([[[[1, 5, 0, -1], [5, 2, -2, -3]]]], dtype=np.float32)
+    ident = Tensor(np.ones((1, 1, 1, 1), dtype=np.float32), requires_grad=True)  # a 1x1 convolution: out = x
+    xt = Tensor(x, requires_grad=True)
+    out = conv2d_relu_max_pool2d(xt, ident, pool=2)
+    assert out.data.tolist() == [[[[5.0, 0.0]]]]
+    out.sum().backward()
+    assert xt.grad.tolist() == [[[[0, 1, 0, 0], [0, 0, 0, 0]]]]
+
+
+@pytest.mark.parametrize("stride, padding, c, pool", [(1, 1, 8, 2), (2, 1, 3, 2), (1, 0, 1, (3, 2))])
+def test_conv2d_relu_max_pool2d_gradients_match_central_differences(stride, padding, c, pool):
+    from zerograd.functional.conv import conv2d_relu_max_pool2d
+
+    rng = np.random.default_rng(11)
+    result = zg.gradcheck(lambda x, weight, bias: conv2d_relu_max_pool2d(x, weight, bias, stride=stride,
+                                                                         padding=padding, pool=pool),
+                          rng.standard_normal((2, c, 7, 6)), rng.standard_normal((4, c, 3, 3)), rng.standard_normal(4))
+    assert result.ok and result.max_abs_error < 1e-6
+
+
+def test_sequential_runs_a_conv2d_relu_and_tiling_max_pool2d_as_one_node():
+    rng = np.random.default_rng(14)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, generator=0), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 4, 3, padding=1, generator=1), nn.ReLU(), nn.MaxPool2d(2, stride=1),
+                          nn.Conv2d(4, 4, 3, padding=1, generator=2), nn.ReLU(), nn.MaxPool2d(3, padding=1),
+                          nn.Conv2d(4, 2, 1, generator=3), nn.ReLU(), nn.MaxPool2d((1, 2)))
+    x = rng.standard_normal((3, 1, 11, 11)).astype(np.float32)
+    out = model(Tensor(x))
+    # a pooling that does not tile its input (stride 1, padding) stays a node of its own after the pair
+    assert _node_kinds(out) == ["Conv2d + ReLU", "Conv2d + ReLU", "Conv2d + ReLU + MaxPool2d",
+                                "Conv2d + ReLU + MaxPool2d", "MaxPool2d", "MaxPool2d"]
+    out.sum().backward()
+    fused = [out.data] + [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    manual = Tensor(x)
+    for layer in model:
+        manual = layer(manual)
+    assert _node_kinds(manual).count("MaxPool2d") == 4
+    manual.sum().backward()
+    for a, b in zip(fused, [manual.data] + [p.grad for p in model.parameters()]):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_sequential_fused_run_keeps_each_layers_errors_and_changes():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, generator=0), nn.ReLU(), nn.MaxPool2d(2))
+    with pytest.raises(ShapeError, match=r"^MaxPool2d\(kernel_size=\(2, 2\).*kernel 2x2 is larger than the padded "
+                                         r"input 1x1"):
+        model(Tensor(np.zeros((1, 1, 3, 3), dtype=np.float32)))
+    with pytest.raises(ShapeError, match=r"^Conv2d\(1, 2, .*kernel 3x3 is larger"):
+        model(Tensor(np.zeros((1, 1, 2, 2), dtype=np.float32)))
+    x = Tensor(np.random.default_rng(15).standard_normal((2, 1, 8, 8)).astype(np.float32))
+    model[2].forward = lambda t: F.max_pool2d(t, 2) * 2  # a forward set on the pooling: the pair runs, then it
+    assert _node_kinds(model(x)) == ["Conv2d + ReLU", "MaxPool2d", "Mul"]
+    del model[2].forward
+    assert _node_kinds(model(x)) == ["Conv2d + ReLU + MaxPool2d"]

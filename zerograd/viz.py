@@ -36,9 +36,9 @@ def _tensor_label(t: Tensor, show_shapes: bool) -> str:
 
 
 def _function_label(fn: Function) -> str:
-    if getattr(fn, "params", {}).get("relu"):  # a convolution and the ReLU after it, run as one (nn.Sequential)
-        return f"{type(fn).__name__} + ReLU"
-    return type(fn).__name__
+    params = getattr(fn, "params", {})  # a convolution and the ReLU (and max-pooling) after it, run as one (Sequential)
+    fused = (" + ReLU" if params.get("relu") else "") + (" + MaxPool2d" if params.get("pool") else "")
+    return type(fn).__name__ + fused
 
 
 def to_dot(tensor: Tensor, show_shapes: bool = True) -> str:

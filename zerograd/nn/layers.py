@@ -13,10 +13,10 @@ import numpy as np
 from .. import functional as F
 from .. import random as _random
 from ..errors import ShapeError, ZerogradError
-from ..functional.conv import conv2d_relu, pair
+from ..functional.conv import conv2d_relu, conv2d_relu_max_pool2d, pair
 from ..tensor import Tensor
 from . import init as _init
-from .module import FUSED_PAIRS, Module, Parameter
+from .module import FUSED_LAYERS, Module, Parameter
 
 
 class Linear(Module):
@@ -93,9 +93,21 @@ class Conv2d(Module):
         """(N, in_channels, H, W) -> (N, out_channels, OH, OW)."""
         return self._apply_conv(F.conv2d, x)
 
-    def forward_relu(self, x: Tensor) -> Tensor:
+    def forward_relu(self, x: Tensor, relu: ReLU | None = None) -> Tensor:
         """relu(self(x)) as one node (functional.conv.conv2d_relu): what Sequential runs for this layer and a ReLU."""
         return self._apply_conv(conv2d_relu, x)
+
+    def forward_relu_max_pool2d(self, x: Tensor, relu: ReLU, pool: MaxPool2d) -> Tensor:
+        """pool(relu(self(x))) as one node (functional.conv.conv2d_relu_max_pool2d) when the pooling windows tile the
+        output (stride = kernel size, no padding), else forward_relu and then pool: what Sequential runs for this
+        layer, a ReLU and a MaxPool2d."""
+        if pool.stride != pool.kernel_size or pool.padding != (0, 0):
+            return pool(self.forward_relu(x, relu))
+        try:
+            return conv2d_relu_max_pool2d(x, self.weight, self.bias, self.stride, self.padding, pool.kernel_size)
+        except ShapeError as err:
+            layer = pool if str(err).startswith("max_pool2d") else self  # the error as the layer on its own gives it
+            raise ShapeError(f"{type(layer).__name__}({layer.extra_repr()}): {err}") from err
 
     def _apply_conv(self, conv: Callable[..., Tensor], x: Tensor) -> Tensor:
         try:
@@ -340,4 +352,6 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, C, H, W)"
 
 
-FUSED_PAIRS[(Conv2d, ReLU)] = "forward_relu"  # see Sequential
+# see Sequential
+FUSED_LAYERS[(Conv2d, ReLU)] = "forward_relu"
+FUSED_LAYERS[(Conv2d, ReLU, MaxPool2d)] = "forward_relu_max_pool2d"

@@ -346,18 +346,20 @@ def _check_buffer(name: str, value: Any) -> np.ndarray | None:
     return value
 
 
-# Pairs of layer types that Sequential runs as one node, with the method of the first that does both: nn.layers adds
-# (Conv2d, ReLU) -> "forward_relu". Exact types only (a subclass may change forward), and only while neither layer
-# has a forward of its own set on the instance (as the ONNX exporter's tracing does).
-FUSED_PAIRS: dict[tuple[type, type], str] = {}
+# Runs of layer types that Sequential runs as one node, with the method of the first that does them all, called with
+# the input and the other layers: nn.layers adds (Conv2d, ReLU) -> "forward_relu" and (Conv2d, ReLU, MaxPool2d) ->
+# "forward_relu_max_pool2d". The longest run that matches wins. Exact types only (a subclass may change forward), and
+# only while no layer of the run has a forward of its own set on the instance (as the ONNX exporter's tracing does).
+FUSED_LAYERS: dict[tuple[type, ...], str] = {}
 
 
 class Sequential(Module):
     """Modules applied one after another: Sequential(Linear(784, 100), ReLU(), Linear(100, 10)).
 
-    A Conv2d directly followed by a ReLU runs as one operation (nn.Conv2d.forward_relu): the same numbers as the two
-    one after the other, with one pass over the activations and one parallel region fewer (see
-    functional.conv.Conv2d); the model's graph then shows one "Conv2d + ReLU" node for the pair.
+    A Conv2d directly followed by a ReLU runs as one operation (nn.Conv2d.forward_relu), and with a MaxPool2d after
+    them whose windows tile the image, the three do (nn.Conv2d.forward_relu_max_pool2d): the same numbers as the
+    layers one after the other, with fewer passes over the activations and fewer parallel regions (see
+    functional.conv.Conv2d); the model's graph then shows one "Conv2d + ReLU" or "Conv2d + ReLU + MaxPool2d" node.
     """
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
@@ -380,19 +382,23 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
-        """x through every module in order (a Conv2d and the ReLU after it as one operation)."""
+        """x through every module in order (a run of layers in FUSED_LAYERS as one operation)."""
         modules = list(self._modules.values())
+        runs_from: dict[type, list[tuple[type, ...]]] = {}  # the runs by their first type, longest first
+        for run in sorted(FUSED_LAYERS, key=len, reverse=True):
+            runs_from.setdefault(run[0], []).append(run)
         i = 0
         while i < len(modules):
-            m = modules[i]
-            if i + 1 < len(modules):
-                fused = FUSED_PAIRS.get((type(m), type(modules[i + 1])))
-                if fused and "forward" not in m.__dict__ and "forward" not in modules[i + 1].__dict__:
-                    x = getattr(m, fused)(x)
-                    i += 2
-                    continue
-            x = m(x)
-            i += 1
+            for run in runs_from.get(type(modules[i]), ()):
+                span = modules[i : i + len(run)]
+                if len(span) == len(run) and all(type(m) is t and "forward" not in m.__dict__
+                                                 for m, t in zip(span, run)):
+                    x = getattr(span[0], FUSED_LAYERS[run])(x, *span[1:])
+                    i += len(run)
+                    break
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
