@@ -581,3 +581,30 @@ def test_sequential_fused_run_keeps_each_layers_errors_and_changes():
     assert _node_kinds(model(x)) == ["Conv2d + ReLU", "MaxPool2d", "Mul"]
     del model[2].forward
     assert _node_kinds(model(x)) == ["Conv2d + ReLU + MaxPool2d"]
+
+
+@pytest.mark.parametrize("c, o, h, padding", [(8, 8, 10, 1), (16, 16, 9, 2), (8, 12, 11, 1)])
+def test_weight_gradient_reads_the_padded_output_gradient_of_the_input_gradient(monkeypatch, c, o, h, padding):
+    """With stride 1 the output's gradient is written (masked, or sent to each window's maximum) into its padded copy
+    for the input's gradient, and the weight gradient by kernel offsets reads its rows from there: the same bits as
+    when the input's gradient is not wanted (the rows then laid out in a buffer of its own)."""
+    from zerograd.functional import conv
+
+    shared = []
+    offsets_gradient = conv._Columns.offsets_gradient
+    monkeypatch.setattr(conv._Columns, "offsets_gradient",
+                        lambda self, g, bias, g_rows=None: shared.append(g_rows is not None)
+                        or offsets_gradient(self, g, bias, g_rows))
+    rng = np.random.default_rng(16)
+    x, weight, bias = (rng.standard_normal(s).astype(np.float32) for s in ((3, c, h, h), (o, c, 3, 3), (o,)))
+    for op in (F.conv2d, conv.conv2d_relu, lambda *a, **k: conv.conv2d_relu_max_pool2d(*a, **k, pool=2)):
+        grads = []
+        for input_grad in (True, False):
+            shared.clear()
+            tensors = [Tensor(x, requires_grad=input_grad), Tensor(weight, requires_grad=True),
+                       Tensor(bias, requires_grad=True)]
+            out = op(*tensors, padding=padding)
+            (out * Tensor(np.random.default_rng(17).standard_normal(out.shape).astype(np.float32))).sum().backward()
+            assert shared == [input_grad]
+            grads.append([tensors[1].grad.tobytes(), tensors[2].grad.tobytes()])
+        assert grads[0] == grads[1]

@@ -177,9 +177,11 @@ class _Columns:
     and images with few channels, copy from a sliding-window view: L = OH*OW.
     """
 
-    def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int]) -> None:
-        n, c, h, w = x.shape
+    def __init__(self, x: np.ndarray | None, kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], shape: tuple[int, ...] | None = None, dtype: Any = None) -> None:
+        """The columns of x; or, with x None, of an input of `shape` and `dtype` that the caller writes into
+        self.image (row runs only: stride 1 and at least _RUNS_MIN_CHANNELS channels), before using them."""
+        n, c, h, w = x.shape if x is not None else shape
         (kh, kw), (ph, pw) = kernel, padding
         hp, wp = h + 2 * ph, w + 2 * pw
         self.oh, self.ow = (hp - kh) // stride[0] + 1, (wp - kw) // stride[1] + 1
@@ -192,14 +194,20 @@ class _Columns:
             # (a 3x3 kernel with padding 1: one, padding 2: none) instead of kw - 1. pw leading zeros pad the first
             # row, and kw - 1 spare zeros after each channel keep the last runs inside the array.
             pitch = w + max(pw, 2 * pw - kw + 1)
-            flat = np.zeros((n, c, pw + hp * pitch + kw - 1), dtype=x.dtype)
+            flat = np.zeros((n, c, pw + hp * pitch + kw - 1), dtype=x.dtype if x is not None else dtype)
             start = pw + ph * pitch
-            flat[:, :, start : start + h * pitch].reshape(n, c, h, pitch)[:, :, :, :w] = x
+            # the image's rows `pitch` wide, zeros after each (a view of flat), and the image (its view without them)
+            self.image_rows = flat[:, :, start : start + h * pitch]
+            self.image = self.image_rows.reshape(n, c, h, pitch)[:, :, :, :w]
+            if x is not None:
+                self.image[...] = x
             self.pitch, self.length = pitch, self.oh * pitch
             item = flat.itemsize
             self.source = as_strided(flat, (n, c, kh, kw, self.length),
                                      flat.strides[:2] + (pitch * item, item, item), writeable=False)
         else:
+            if x is None:
+                raise ValueError("_Columns without x needs row runs (stride 1, 8 channels or more)")
             self.pitch, self.length = self.ow, self.oh * self.ow
             windows = _windows(_pad(x, padding), kernel, stride, (self.oh, self.ow))
             self.source = windows.transpose(0, 1, 4, 5, 2, 3)  # (N, C, kh, kw, OH, OW)
@@ -238,9 +246,10 @@ class _Columns:
             np.copyto(target, self.source[start : start + m])
             yield slice(start, start + m), cols
 
-    def offsets_gradient(self, g: np.ndarray, bias: bool) -> np.ndarray:
+    def offsets_gradient(self, g: np.ndarray, bias: bool, g_rows: np.ndarray | None = None) -> np.ndarray:
         """The transposed gradient of [W | b], (C*kh*kw [+ 1], O), from g (N, O, OH, OW), with row runs only (see
-        _OFFSETS_MAX_CHANNEL_PAIRS for when it pays), without building columns.
+        _OFFSETS_MAX_CHANNEL_PAIRS for when it pays), without building columns. g_rows, if given, is g already laid
+        out pitch wide, (N, O, OH * pitch) with zeros in the cut-off columns (a view: see Conv2d._backward_shard).
 
         The gradient of weight (o, c, i, j) is the sum over positions of g times what offset (i, j) of channel c
         sees, and with row runs that is one run of the flattened padded image: per image and offset, one
@@ -253,13 +262,16 @@ class _Columns:
         runs = self.source.transpose(0, 2, 3, 4, 1)  # (N, kh, kw, L, C)
         dtype = np.result_type(g, self.source)
         step = max(1, min(n, _CHUNK_BYTES // (max(kh * kw * o * c, o * self.length) * np.dtype(dtype).itemsize)))
-        wide = np.zeros((step, o, self.oh, self.pitch), dtype=g.dtype)
+        wide = np.zeros((step, o, self.oh, self.pitch), dtype=g.dtype) if g_rows is None else None
         total = np.zeros((kh, kw, o, c), dtype=dtype)
         bias_total = np.zeros(o, dtype=dtype) if bias else None
         for start in range(0, n, step):
             m = min(step, n - start)
-            np.copyto(wide[:m, :, :, : self.ow], g[start : start + m])
-            rows = wide[:m].reshape(m, 1, 1, o, self.length)
+            if wide is None:
+                rows = g_rows[start : start + m].reshape(m, 1, 1, o, self.length)
+            else:
+                np.copyto(wide[:m, :, :, : self.ow], g[start : start + m])
+                rows = wide[:m].reshape(m, 1, 1, o, self.length)
             total += np.matmul(rows, runs[start : start + m]).sum(axis=0)
             if bias_total is not None:
                 bias_total += rows.sum(axis=4).sum(axis=0).reshape(o)
@@ -428,20 +440,24 @@ class Conv2d(Function):
                                             keep), columns
         return columns.correlate(w2, bias, keep=keep, out=out, relu=self.relu), columns
 
-    def _output_grad(self, g, k):
+    def _output_grad(self, g, k, into=None):
         """The gradient of shard k's convolution output, from the gradient g of the node's output (its shard): through
         the max-pooling (to each window's maximum) and the ReLU (where the output is positive) when they are part of
-        the node. After pooling, a window's maximum is positive exactly where the ReLU passed the pooled value, so the
-        mask is taken on the pooled gradient, a quarter of the numbers."""
+        the node; written into `into` (a view, zeros where nothing is written) if given. After pooling, a window's
+        maximum is positive exactly where the ReLU passed the pooled value, so the mask is taken on the pooled
+        gradient, a quarter of the numbers."""
         if self.out is not None:  # the ReLU's backward first, as ReLU does it
-            g = np.multiply(g, self.out[self.shards[k]] > 0)
+            g = np.multiply(g, self.out[self.shards[k]] > 0, out=into if self.pool is None else None)
         if self.pool is None:
-            return g
+            if into is not None and g is not into:
+                np.copyto(into, g)
+            return g if into is None else into
         (oh, ow), (kh, kw) = self.conv_size, self.pool
-        exact = oh % kh == 0 and ow % kw == 0
-        g_conv = (np.empty if exact else np.zeros)((len(g), g.shape[1], oh, ow), dtype=g.dtype)  # else left over: 0
-        _tiled_max_backward(g, self.args[k], self.pool, g_conv)
-        return g_conv
+        if into is None:
+            exact = oh % kh == 0 and ow % kw == 0
+            into = (np.empty if exact else np.zeros)((len(g), g.shape[1], oh, ow), dtype=g.dtype)  # left over: 0
+        _tiled_max_backward(g, self.args[k], self.pool, into)
+        return into
 
     def backward(self, g):
         want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
@@ -469,17 +485,29 @@ class Conv2d(Function):
 
     def _backward_shard(self, g, k, want_gb, gx_out):
         """(input gradient, transposed [weight | bias] gradient (C*kh*kw [+ 1], O)) of shard k's images g; the input
-        gradient written into gx_out if given."""
-        g = self._output_grad(g, k)
+        gradient written into gx_out if given.
+
+        With stride 1 the input's gradient is a correlation of the output's gradient (see below), whose padded copy is
+        made first: the output's gradient is written straight into it (masked, or sent to each window's maximum),
+        and the weight gradient by kernel offsets reads its rows from there when they are laid out as its own."""
         o, c, kh, kw = self.weight.shape
-        n, _, oh, ow = g.shape
         (ph, pw), (sh, sw) = self.padding, self.stride
+        flipped = self.needs_input_grad[0] and (sh, sw) == (1, 1) and ph < kh and pw < kw
+        g_columns = None
+        if flipped and o >= _RUNS_MIN_CHANNELS:
+            g_columns = _Columns(None, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw), (len(g), o) + self.conv_size,
+                                 g.dtype)
+            g = self._output_grad(g, k, into=g_columns.image)
+        else:
+            g = self._output_grad(g, k)
+        n, _, oh, ow = g.shape
         gx = gwb_t = None
         if self.needs_input_grad[1]:
             columns, depth = self.columns[k], c * kh * kw
             if (columns.runs and columns.length >= _OFFSETS_MIN_LENGTH
                     and c * o <= _OFFSETS_MAX_CHANNEL_PAIRS):
-                gwb_t = columns.offsets_gradient(g, want_gb)
+                same_rows = g_columns is not None and g_columns.pitch == columns.pitch  # then laid out alike
+                gwb_t = columns.offsets_gradient(g, want_gb, g_columns.image_rows if same_rows else None)
             elif columns.kept is not None:
                 # columns kept by forward (N, C*kh*kw [+ 1 row of ones: the bias gradient], L): per image
                 # g (O, L) @ cols.T, summed over the images
@@ -500,12 +528,14 @@ class Conv2d(Function):
                     gwb_t += cols @ g_group.reshape(o, cols.shape[1]).T
         if self.needs_input_grad[0]:  # skipped for the first layer, whose input is the images
             h, w = self.image_size
-            if (sh, sw) == (1, 1) and ph < kh and pw < kw:
+            if flipped:
                 # With stride 1 the input's gradient is itself a correlation: of g padded by k-1-p with
                 # the kernel flipped and its in/out channels swapped. One im2col copy and one product
                 # replace col2im's kh*kw read-modify-write passes over the image: 2-3x faster here.
                 w_flip = np.ascontiguousarray(self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
-                gx = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw)).correlate(w_flip, out=gx_out)
+                if g_columns is None:
+                    g_columns = _Columns(g, (kh, kw), (1, 1), (kh - 1 - ph, kw - 1 - pw))
+                gx = g_columns.correlate(w_flip, out=gx_out)
             else:  # col2im, a group of images at a time
                 g3 = g.reshape(n, o, oh * ow)
                 dx = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.result_type(g, self.weight))
