@@ -430,6 +430,24 @@ def test_conv2d_relu_gradients_match_central_differences(stride, padding, c):
     assert result.ok and result.max_abs_error < 1e-6
 
 
+def _fused_and_layer_by_layer(model: nn.Sequential, x: np.ndarray) -> tuple[list[str], list[str]]:
+    """The node kinds of the model's graph (Sequential fusing its runs) and of its layers run one by one, after
+    checking that the two give the same bits: outputs and the gradients of every parameter."""
+    out = model(Tensor(x))
+    fused_kinds = _node_kinds(out)
+    out.sum().backward()
+    fused = [out.data] + [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    manual = Tensor(x)
+    for layer in model:
+        manual = layer(manual)
+    manual_kinds = _node_kinds(manual)
+    manual.sum().backward()
+    for a, b in zip(fused, [manual.data] + [p.grad for p in model.parameters()]):
+        assert a.tobytes() == b.tobytes()
+    return fused_kinds, manual_kinds
+
+
 def _node_kinds(out: Tensor) -> list[str]:
     from zerograd.tensor import graph_nodes
     from zerograd.viz import _function_label
@@ -441,20 +459,10 @@ def test_sequential_runs_a_conv2d_and_the_relu_after_it_as_one_node():
     rng = np.random.default_rng(12)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, generator=0), nn.ReLU(), nn.Conv2d(4, 4, 3, generator=1),
                           nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.ReLU())
-    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
-    out = model(Tensor(x))
+    fused, manual = _fused_and_layer_by_layer(model, rng.standard_normal((3, 1, 8, 8)).astype(np.float32))
     # only a Conv2d directly followed by a ReLU: the one after BatchNorm2d and the one after pooling stay apart
-    assert _node_kinds(out) == ["BatchNorm", "Conv2d", "Conv2d + ReLU", "MaxPool2d", "ReLU", "ReLU"]
-    out.sum().backward()
-    fused = [out.data] + [p.grad.copy() for p in model.parameters()]
-    model.zero_grad()
-    manual = Tensor(x)
-    for layer in model:  # each layer on its own: two nodes for the pair
-        manual = layer(manual)
-    assert _node_kinds(manual).count("ReLU") == 3
-    manual.sum().backward()
-    for a, b in zip(fused, [manual.data] + [p.grad for p in model.parameters()]):
-        assert a.tobytes() == b.tobytes()
+    assert fused == ["BatchNorm", "Conv2d", "Conv2d + ReLU", "MaxPool2d", "ReLU", "ReLU"]
+    assert manual.count("ReLU") == 3  # each layer on its own: two nodes for the pair
 
 
 def test_sequential_keeps_the_pair_apart_when_a_layer_is_changed():
@@ -552,21 +560,11 @@ def test_sequential_runs_a_conv2d_relu_and_tiling_max_pool2d_as_one_node():
                           nn.Conv2d(4, 4, 3, padding=1, generator=1), nn.ReLU(), nn.MaxPool2d(2, stride=1),
                           nn.Conv2d(4, 4, 3, padding=1, generator=2), nn.ReLU(), nn.MaxPool2d(3, padding=1),
                           nn.Conv2d(4, 2, 1, generator=3), nn.ReLU(), nn.MaxPool2d((1, 2)))
-    x = rng.standard_normal((3, 1, 11, 11)).astype(np.float32)
-    out = model(Tensor(x))
+    fused, manual = _fused_and_layer_by_layer(model, rng.standard_normal((3, 1, 11, 11)).astype(np.float32))
     # a pooling that does not tile its input (stride 1, padding) stays a node of its own after the pair
-    assert _node_kinds(out) == ["Conv2d + ReLU", "Conv2d + ReLU", "Conv2d + ReLU + MaxPool2d",
-                                "Conv2d + ReLU + MaxPool2d", "MaxPool2d", "MaxPool2d"]
-    out.sum().backward()
-    fused = [out.data] + [p.grad.copy() for p in model.parameters()]
-    model.zero_grad()
-    manual = Tensor(x)
-    for layer in model:
-        manual = layer(manual)
-    assert _node_kinds(manual).count("MaxPool2d") == 4
-    manual.sum().backward()
-    for a, b in zip(fused, [manual.data] + [p.grad for p in model.parameters()]):
-        assert a.tobytes() == b.tobytes()
+    assert fused == ["Conv2d + ReLU", "Conv2d + ReLU", "Conv2d + ReLU + MaxPool2d", "Conv2d + ReLU + MaxPool2d",
+                     "MaxPool2d", "MaxPool2d"]
+    assert manual.count("MaxPool2d") == 4
 
 
 def test_sequential_fused_run_keeps_each_layers_errors_and_changes():

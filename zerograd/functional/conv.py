@@ -278,6 +278,14 @@ class _Columns:
         gw_t = total.transpose(3, 0, 1, 2).reshape(c * kh * kw, o)
         return gw_t if bias_total is None else np.concatenate([gw_t, bias_total[None]])
 
+    def _keep_columns(self, ones: bool) -> np.ndarray:
+        """The columns of the whole batch (N, C*kh*kw [+ a row of ones], L), kept in self.kept (see correlate)."""
+        self.kept = np.empty((self.n, self.depth + ones, self.length), dtype=self.source.dtype)
+        np.copyto(self.kept[:, : self.depth].reshape(self.source.shape), self.source)
+        if ones:
+            self.kept[:, -1] = 1
+        return self.kept
+
     def correlate(self, w2: np.ndarray, bias: np.ndarray | None = None, keep: bool = False,
                   out: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
         """The product with w2 (O, C*kh*kw) for every image, plus bias (O,): the output (N, O, OH, OW), written
@@ -297,11 +305,7 @@ class _Columns:
         w2 = _with_bias(w2, bias)
         o, dtype = w2.shape[0], np.result_type(self.source, w2)
         if keep:
-            ones = bias is not None
-            self.kept = np.empty((self.n, self.depth + ones, self.length), dtype=self.source.dtype)
-            np.copyto(self.kept[:, : self.depth].reshape(self.source.shape), self.source)
-            if ones:
-                self.kept[:, -1] = 1
+            self._keep_columns(ones=bias is not None)
             if out is None:
                 out = np.empty((self.n, o, self.oh, self.ow), dtype=dtype)
             _product(w2, self.kept, out.reshape(self.n, o, self.length))
@@ -343,21 +347,17 @@ class _Columns:
         written whole. The ReLU comes after the pooling, on a quarter of the numbers (the maximum and ReLU commute).
         With `track`, returns where each window's maximum was (see _tiled_max) for the gradient."""
         w2, ones = _with_bias(w2, bias), bias is not None
+        step = self.group_size(ones)
         if keep:  # the columns of the whole batch, kept for the weight gradient (see correlate)
-            self.kept = np.empty((self.n, self.depth + ones, self.length), dtype=self.source.dtype)
-            np.copyto(self.kept[:, : self.depth].reshape(self.source.shape), self.source)
-            if ones:
-                self.kept[:, -1] = 1
-            step = self.group_size(ones)
+            kept = self._keep_columns(ones)
             groups: Iterator[tuple[slice, np.ndarray]] = (
-                (slice(s, s + step), self.kept[s : s + step]) for s in range(0, self.n, step))
+                (slice(s, s + step), kept[s : s + step]) for s in range(0, self.n, step))
         else:
             groups = self.chunks(ones=ones)
         o, (oh, ow) = w2.shape[0], out.shape[2:]
         args = None
         if track:
             args = (np.empty((self.n, o, oh * pool[0], ow), dtype=np.int8), np.empty(out.shape, dtype=np.int8))
-        step = self.group_size(ones)
         # the products of several groups gather in one buffer, pooled together: fewer (slower, strided) calls
         per_image = o * self.length * out.itemsize
         held = step * max(1, _POOL_BYTES // (per_image * step))
@@ -449,9 +449,10 @@ class Conv2d(Function):
         if self.out is not None:  # the ReLU's backward first, as ReLU does it
             g = np.multiply(g, self.out[self.shards[k]] > 0, out=into if self.pool is None else None)
         if self.pool is None:
-            if into is not None and g is not into:
-                np.copyto(into, g)
-            return g if into is None else into
+            if into is None or g is into:
+                return g
+            np.copyto(into, g)
+            return into
         (oh, ow), (kh, kw) = self.conv_size, self.pool
         if into is None:
             exact = oh % kh == 0 and ow % kw == 0
