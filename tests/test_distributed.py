@@ -366,9 +366,10 @@ def test_an_error_on_one_process_ends_the_whole_job_promptly(tmp_path):
 
 
 def test_ctrl_c_ends_the_job_and_another_process_count_resumes_it(small_folder, tmp_path):
-    """Ctrl-C stops both processes; the last checkpoint resumes in 1 process to the end. As a terminal sends it, the
-    SIGINT goes to the job's whole process group, mpiexec and the ranks at once (sent to mpiexec alone, it must pass
-    it on, and a run of these 5 ms epochs once ended first)."""
+    """Ctrl-C stops both processes; the last checkpoint resumes in 1 process to the end. The SIGINT goes to mpiexec and
+    to each rank at once: OpenMPI's mpiexec starts every rank in a process group of its own and passes a terminal's
+    Ctrl-C on to them, which took long enough for a run of these 5 ms epochs to end first (twice, in CI and in a
+    full test run)."""
     common = ["--data", str(small_folder), "--hidden", "32", "--epochs", "40", "--seed", "3", "--quiet"]
     assert main(["train", *common, "--out", str(tmp_path / "full.safetensors")]) == 0
     ckpt = tmp_path / "cut.checkpoint.safetensors"
@@ -380,7 +381,11 @@ def test_ctrl_c_ends_the_job_and_another_process_count_resumes_it(small_folder, 
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()
-    os.killpg(proc.pid, signal.SIGINT)
+    tasks = Path(f"/proc/{proc.pid}/task").iterdir()  # any of mpiexec's threads may have started the ranks
+    ranks = [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+    assert len(ranks) == 2
+    for pid in [proc.pid, *ranks]:
+        os.kill(pid, signal.SIGINT)
     begin = time.monotonic()
     proc.communicate(timeout=60)
     assert proc.returncode != 0 and time.monotonic() - begin < 30
