@@ -482,6 +482,17 @@ def test_sequential_keeps_the_pair_apart_when_a_layer_is_changed():
     assert _node_kinds(plain(x)) == ["Conv2d + ReLU"]
 
 
+def test_sequential_runs_a_linear_and_the_relu_after_it_as_one_node():
+    rng = np.random.default_rng(14)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8, generator=0), nn.ReLU(), nn.Linear(8, 6, generator=1),
+                          nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 4, generator=2), nn.ReLU(), nn.Dropout(0.0),
+                          nn.Linear(4, 3, generator=3))
+    fused, manual = _fused_and_layer_by_layer(model, rng.standard_normal((5, 3, 2, 2)).astype(np.float32))
+    # the ReLU after BatchNorm1d stays apart; a Linear at the end, with no ReLU after it, is a Linear
+    assert fused == ["BatchNorm", "Linear", "Linear", "Linear + ReLU", "Linear + ReLU", "ReLU"]
+    assert manual.count("ReLU") == 3
+
+
 # --- a convolution, its ReLU and a max-pooling that tiles the output as one node (conv2d_relu_max_pool2d) ---
 def _conv_relu_pool(fused: bool, arrays: list[np.ndarray], stride, padding, pool, needs: tuple[bool, ...]):
     from zerograd.functional.conv import conv2d_relu_max_pool2d

@@ -150,6 +150,19 @@ def test_exported_graphs_use_the_expected_operators(exported):
     assert {i.name for i in graph.initializer} == set(exported("mlp")[0].state_dict())  # weights by state_dict key
 
 
+def test_two_layer_net_exports_its_relu_as_its_own_node(mnist, tmp_path):
+    """TwoLayerNet runs fc1 and its ReLU as one node (as nn.Sequential does); the exported graph has both layers."""
+    from zerograd.models import TwoLayerNet
+
+    model = TwoLayerNet(784, 20, 10, weight_init_std="he", seed=0)
+    zonnx.export(model, mnist[0][:2], tmp_path / "two.onnx")
+    assert [n.op_type for n in onnx.load(str(tmp_path / "two.onnx")).graph.node] == ["Flatten", "Gemm", "Relu", "Gemm"]
+    with zg.no_grad():
+        logits = model(zg.Tensor(mnist[0][:100])).data
+    out = _session(tmp_path / "two.onnx").run(None, {"input": mnist[0][:100]})[0]
+    np.testing.assert_allclose(out, logits, rtol=1e-5, atol=1e-5)
+
+
 def test_export_covers_the_other_layers_and_opsets(mnist, tmp_path):
     """LeakyReLU, Tanh, AvgPool2d with padding, BatchNorm2d, Softmax, Linear on 3-D input, arithmetic."""
     gen = np.random.default_rng(1)

@@ -168,3 +168,40 @@ def test_adam_updates_in_parts_exactly_as_in_one(tiny_shards):
         finals.append((p.data.tobytes(), q.data.tobytes(), opt.state[p]["exp_avg_sq"].tobytes()))
     assert finals[0] == finals[1] == finals[2]
     assert finals[0][0] != start.tobytes()
+
+
+# Linear with the ReLU after it as one node (functional.math.linear_relu, what nn.Sequential and TwoLayerNet run):
+# the same bits as the two nodes, on every path: one thread (one product), the output split both ways and the inner
+# split, each with and without a bias, and with the input's gradient needed or not.
+@pytest.mark.parametrize("x_shape, w_shape", LINEAR_SHAPES + [((4, 40), (3, 40))])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_linear_relu_gives_the_bits_of_linear_then_relu(tiny_shards, x_shape, w_shape, n_threads, bias, input_grad):
+    zg.set_num_threads(n_threads)
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, (w_shape[0],))]
+    g = rng.standard_normal((x_shape[0], w_shape[0])).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        x = zg.Tensor(arrays[0], requires_grad=input_grad)
+        w, b = (zg.Tensor(a, requires_grad=True) for a in arrays[1:])
+        args = (x, w, b) if bias else (x, w)
+        out = zmath.linear_relu(*args) if fused else F.relu(F.linear(*args))
+        assert (type(out._ctx).__name__, out._ctx.params.get("relu")) == (("Linear", True) if fused else ("ReLU", None))
+        (out * zg.Tensor(g)).sum().backward()
+        results.append([out.data, w.grad] + ([x.grad] if input_grad else []) + ([b.grad] if bias else []))
+    assert (results[0][0] == 0).any() and (results[0][0] > 0).any()  # the ReLU cuts some outputs, keeps others
+    for a, c in zip(*results):
+        assert a.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("x_shape, w_shape", LINEAR_SHAPES + [((4, 40), (3, 40))])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_linear_relu_gradients_in_float64(tiny_shards, x_shape, w_shape, n_threads):
+    zg.set_num_threads(n_threads)
+    rng = np.random.default_rng(9)
+    x, w = (zg.Tensor(rng.standard_normal(s), requires_grad=True) for s in (x_shape, w_shape))
+    b = zg.Tensor(rng.standard_normal(w_shape[0]), requires_grad=True)
+    result = gradcheck(zmath.linear_relu, x, w, b)
+    assert result.ok and result.max_abs_error < 1e-6

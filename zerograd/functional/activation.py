@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from ..threads import batch_shards, parallel_map
-from .math import as_tensor
-
-
-def _shards(x: np.ndarray) -> list:
-    """Index expressions of x's batch shards, one per thread (a 0-d array is one shard: all of it)."""
-    return batch_shards(len(x), x.size) if x.ndim else [...]
+from ..threads import parallel_map
+from .math import as_tensor, batch_slices, relu_grad
 
 
 class ReLU(Function):
@@ -20,15 +15,13 @@ class ReLU(Function):
     def forward(self, x):
         out = np.empty_like(x)
         # not x * (x > 0): -inf * 0 would be nan
-        parallel_map(lambda s: np.maximum(x[s], 0, out=out[s]), _shards(x))
+        parallel_map(lambda s: np.maximum(x[s], 0, out=out[s]), batch_slices(x))
         if self.needs_input_grad[0]:
             self.out = out  # out > 0 exactly where x > 0: backward's mask, no bool array kept meanwhile
         return out
 
     def backward(self, g):
-        gx = np.empty_like(g)  # g has the output's shape
-        parallel_map(lambda s: np.multiply(g[s], self.out[s] > 0, out=gx[s]), _shards(g))
-        return gx
+        return relu_grad(g, self.out)  # g has the output's shape
 
 
 class LeakyReLU(Function):

@@ -622,6 +622,15 @@ def _split(a: np.ndarray, b: np.ndarray, axis_a: int, axis_b: int) -> tuple[int,
     return 1, batch_shards(b.shape[axis_b], b.size)
 
 
+def _bias_relu(out: np.ndarray, bias: np.ndarray | None, relu: bool) -> np.ndarray:
+    """out + bias, then its ReLU if asked, in place in out (an array or a view of one)."""
+    if bias is not None:
+        out += bias
+    if relu:
+        np.maximum(out, 0, out=out)
+    return out
+
+
 class Linear(Function):
     """x @ W.T + b in one node: one matmul each way and no broadcast bookkeeping.
 
@@ -634,40 +643,35 @@ class Linear(Function):
     within float32 rounding of one thread's result).
     """
 
-    def forward(self, x, weight, bias=None):
-        self.x, self.weight = x, weight
+    def forward(self, x, weight, bias=None, relu=False):
+        self.x, self.weight, self.relu = x, weight, relu
         self.parallel = self._parallel(x, weight)
         if not self.parallel:
-            out = x @ weight.T
-            if bias is not None:
-                out += bias
-            return out
-        outputs = _INNER_SPLIT * len(x) * len(weight)
-        if outputs < x.size and outputs < weight.size:  # (not min(): this module's min is F.min)
-            return self._forward_inner_split(x, weight, bias)
-        out = np.empty((len(x), len(weight)), dtype=np.result_type(x, weight))
-        side, shards = _split(x, weight, 0, 0)
+            out = _bias_relu(x @ weight.T, bias, relu)
+        elif (outputs := _INNER_SPLIT * len(x) * len(weight)) < x.size and outputs < weight.size:  # (min is F.min)
+            out = self._forward_inner_split(x, weight, bias, relu)
+        else:
+            out = np.empty((len(x), len(weight)), dtype=np.result_type(x, weight))
+            side, shards = _split(x, weight, 0, 0)
 
-        def part(s: slice) -> None:
-            rows, features = (s, slice(None)) if side == 0 else (slice(None), s)
-            np.matmul(x[rows], weight[features].T, out=out[rows, features])
-            if bias is not None:
-                out[rows, features] += bias[features]
+            def part(s: slice) -> None:
+                rows, features = (s, slice(None)) if side == 0 else (slice(None), s)
+                np.matmul(x[rows], weight[features].T, out=out[rows, features])
+                _bias_relu(out[rows, features], None if bias is None else bias[features], relu)
 
-        parallel_map(part, shards)
+            parallel_map(part, shards)
+        if relu and True in self.needs_input_grad:
+            self.out = out  # positive exactly where the affine map was: backward's mask
         return out
 
     @staticmethod
-    def _forward_inner_split(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    def _forward_inner_split(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, relu: bool) -> np.ndarray:
         """x @ W.T + b with each thread multiplying a part of the inner axis, x[:, s] @ W[:, s].T, into its own
         partial product; the partials added in thread order."""
         shards = batch_shards(x.shape[1], x.size + weight.size)
         parts = np.empty((len(shards), len(x), len(weight)), dtype=np.result_type(x, weight))
         parallel_map(lambda k: np.matmul(x[:, shards[k]], weight[:, shards[k]].T, out=parts[k]), range(len(shards)))
-        out = parts.sum(axis=0)  # the first part, plus the next, ...: in order
-        if bias is not None:
-            out += bias
-        return out
+        return _bias_relu(parts.sum(axis=0), bias, relu)  # the first part, plus the next, ...: in order
 
     @staticmethod
     def _parallel(x: np.ndarray, weight: np.ndarray) -> bool:
@@ -676,6 +680,8 @@ class Linear(Function):
 
     def backward(self, g):
         x, w, needed = self.x, self.weight, self.needs_input_grad
+        if self.relu:  # the ReLU's backward first: the gradient where the output was positive
+            g = relu_grad(g, self.out)
         if self.parallel:
             gx = np.empty(x.shape, dtype=np.result_type(g, w)) if needed[0] else None
             gw = np.empty(w.shape, dtype=np.result_type(g, x)) if needed[1] else None
@@ -710,3 +716,23 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is None:
         return Linear.apply(as_tensor(x), weight)
     return Linear.apply(as_tensor(x), weight, bias)
+
+
+def linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """relu(linear(x, weight, bias)) as one node: the same numbers, without a node and an array for the ReLU. What
+    nn.Sequential runs for a Linear followed by a ReLU. Public for nn (not in F's __all__)."""
+    if bias is None:
+        return Linear.apply(as_tensor(x), weight, relu=True)
+    return Linear.apply(as_tensor(x), weight, bias, relu=True)
+
+
+def batch_slices(x: np.ndarray) -> list:
+    """Index expressions of x's batch shards, one per thread (a 0-d array is one shard: all of it)."""
+    return batch_shards(len(x), x.size) if x.ndim else [...]
+
+
+def relu_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """ReLU's backward: g times (out > 0), out being the ReLU's output; a shard of the batch per thread."""
+    gx = np.empty_like(g)
+    parallel_map(lambda s: np.multiply(g[s], out[s] > 0, out=gx[s]), batch_slices(g))
+    return gx

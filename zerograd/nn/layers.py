@@ -14,6 +14,7 @@ from .. import functional as F
 from .. import random as _random
 from ..errors import ShapeError, ZerogradError
 from ..functional.conv import conv2d_relu, conv2d_relu_max_pool2d, pair
+from ..functional.math import linear_relu
 from ..tensor import Tensor
 from . import init as _init
 from .module import FUSED_LAYERS, Module, Parameter
@@ -48,12 +49,19 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., in_features) -> (..., out_features)."""
+        return F.linear(self._check(x), self.weight, self.bias)
+
+    def forward_relu(self, x: Tensor, relu: ReLU | None = None) -> Tensor:
+        """relu(self(x)) as one node (functional.math.linear_relu): what Sequential runs for this layer and a ReLU."""
+        return linear_relu(self._check(x), self.weight, self.bias)
+
+    def _check(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:
             raise ShapeError(
                 f"Linear({self.in_features}, {self.out_features}) got input of shape {x.shape}: the last "
                 f"dimension must be {self.in_features} (flatten images first, e.g. with nn.Flatten())"
             )
-        return F.linear(x, self.weight, self.bias)
+        return x
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -353,5 +361,5 @@ class BatchNorm2d(_BatchNorm):
 
 
 # see Sequential
-FUSED_LAYERS[(Conv2d, ReLU)] = "forward_relu"
-FUSED_LAYERS[(Conv2d, ReLU, MaxPool2d)] = "forward_relu_max_pool2d"
+FUSED_LAYERS[Linear] = [((ReLU,), "forward_relu")]
+FUSED_LAYERS[Conv2d] = [((ReLU, MaxPool2d), "forward_relu_max_pool2d"), ((ReLU,), "forward_relu")]

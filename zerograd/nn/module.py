@@ -8,7 +8,7 @@ attribute lookup rather than PyTorch's `__getattr__` fallback: this is on the pe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -346,20 +346,34 @@ def _check_buffer(name: str, value: Any) -> np.ndarray | None:
     return value
 
 
-# Runs of layer types that Sequential runs as one node, with the method of the first that does them all, called with
-# the input and the other layers: nn.layers adds (Conv2d, ReLU) -> "forward_relu" and (Conv2d, ReLU, MaxPool2d) ->
-# "forward_relu_max_pool2d". The longest run that matches wins. Exact types only (a subclass may change forward), and
-# only while no layer of the run has a forward of its own set on the instance (as the ONNX exporter's tracing does).
-FUSED_LAYERS: dict[tuple[type, ...], str] = {}
+# Runs of layers that Sequential runs as one node, by the type of their first layer: the types of the layers that
+# follow it, and the method of the first that runs them all, called with the input and the other layers. nn.layers
+# adds Linear: [((ReLU,), "forward_relu")] and Conv2d: [((ReLU, MaxPool2d), "forward_relu_max_pool2d"), ((ReLU,),
+# "forward_relu")]. Longest first: the first that matches wins (see fused_run).
+FUSED_LAYERS: dict[type, list[tuple[tuple[type, ...], str]]] = {}
+
+
+def fused_run(layers: Sequence[Module]) -> tuple[Callable[..., Any], int] | None:
+    """The run of FUSED_LAYERS that `layers` start with: (the method of layers[0] that runs it as one node, called as
+    method(x, *the run's other layers); the run's length), or None. Exact types only (a subclass may change forward),
+    and only while no layer of the run has a forward of its own set on the instance (as the ONNX exporter's tracing
+    does)."""
+    first = layers[0]
+    for followers, name in FUSED_LAYERS.get(type(first), ()):
+        run = layers[1 : 1 + len(followers)]
+        if tuple(map(type, run)) == followers and all("forward" not in m.__dict__ for m in (first, *run)):
+            return getattr(first, name), 1 + len(run)
+    return None
 
 
 class Sequential(Module):
     """Modules applied one after another: Sequential(Linear(784, 100), ReLU(), Linear(100, 10)).
 
-    A Conv2d directly followed by a ReLU runs as one operation (nn.Conv2d.forward_relu), and with a MaxPool2d after
-    them whose windows tile the image, the three do (nn.Conv2d.forward_relu_max_pool2d): the same numbers as the
-    layers one after the other, with fewer passes over the activations and fewer parallel regions (see
-    functional.conv.Conv2d); the model's graph then shows one "Conv2d + ReLU" or "Conv2d + ReLU + MaxPool2d" node.
+    A Linear or a Conv2d directly followed by a ReLU runs as one operation (nn.Linear.forward_relu,
+    nn.Conv2d.forward_relu), and a Conv2d and a ReLU with a MaxPool2d after them whose windows tile the image do too
+    (nn.Conv2d.forward_relu_max_pool2d): the same numbers as the layers one after the other, with fewer nodes, fewer
+    passes over the activations and fewer parallel regions (see functional.conv.Conv2d); the model's graph then shows
+    one "Linear + ReLU", "Conv2d + ReLU" or "Conv2d + ReLU + MaxPool2d" node.
     """
 
     def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
@@ -384,21 +398,16 @@ class Sequential(Module):
     def forward(self, x: Any) -> Any:
         """x through every module in order (a run of layers in FUSED_LAYERS as one operation)."""
         modules = list(self._modules.values())
-        runs_from: dict[type, list[tuple[type, ...]]] = {}  # the runs by their first type, longest first
-        for run in sorted(FUSED_LAYERS, key=len, reverse=True):
-            runs_from.setdefault(run[0], []).append(run)
         i = 0
         while i < len(modules):
-            for run in runs_from.get(type(modules[i]), ()):
-                span = modules[i : i + len(run)]
-                if len(span) == len(run) and all(type(m) is t and "forward" not in m.__dict__
-                                                 for m, t in zip(span, run)):
-                    x = getattr(span[0], FUSED_LAYERS[run])(x, *span[1:])
-                    i += len(run)
-                    break
-            else:
+            run = fused_run(modules[i:]) if type(modules[i]) in FUSED_LAYERS else None
+            if run is None:
                 x = modules[i](x)
                 i += 1
+            else:
+                method, length = run
+                x = method(x, *modules[i + 1 : i + length])
+                i += length
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
