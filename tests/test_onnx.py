@@ -498,3 +498,30 @@ def test_cli_export_errors_are_one_line(capsys, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     code, _, err = _run(capsys, "evaluate", str(tmp_path / "junk.onnx"))
     assert code == 1 and "not an ONNX file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fused_nodes_export_their_relu_and_pooling(tmp_path):
+    """A model that calls the fused functions itself (tracing runs nn's layers one by one, so only such a model has
+    these nodes): the ReLU and the max-pooling become ONNX nodes after the Conv and the Gemm."""
+    from zerograd.functional.conv import conv2d_relu_max_pool2d
+    from zerograd.functional.math import linear_relu
+
+    class Fused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 3, 3, padding=1, generator=0), nn.Linear(3 * 4 * 4, 5, generator=1)
+
+        def forward(self, x):
+            h = conv2d_relu_max_pool2d(x, self.conv.weight, self.conv.bias, padding=1, pool=2)
+            return linear_relu(h.reshape(len(h), -1), self.fc.weight, self.fc.bias)
+
+    model = Fused()
+    x = np.random.default_rng(0).standard_normal((6, 1, 8, 8)).astype(np.float32)
+    zonnx.export(model, x[:2], tmp_path / "fused.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node]
+    assert ops == ["Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu"]
+    with zg.no_grad():
+        expected = model(zg.Tensor(x)).data
+    assert (expected == 0).any()
+    out = _session(tmp_path / "fused.onnx").run(None, {"input": x})[0]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

@@ -120,7 +120,21 @@ class _Exporter:
                             f"{hint}. Operations that export: {known}")
         ins = [self.value(i) for i in fn.inputs]
         self.current = t
-        self.names[id(t)] = emitter(self, fn, t, ins)
+        self.names[id(t)] = self.fused_after(fn, emitter(self, fn, t, ins))
+
+    def fused_after(self, fn: Function, out: str) -> str:
+        """The ReLU and max-pooling that a node of fused layers computed after its own operation (a "Linear + ReLU"
+        or "Conv2d + ReLU + MaxPool2d" node of functional.math.linear_relu, functional.conv.conv2d_relu_max_pool2d,
+        ...), as ONNX nodes of their own. Tracing runs a model's layers one by one, so only a model that calls those
+        functions itself has such nodes."""
+        params = getattr(fn, "params", {})
+        if params.get("relu"):
+            out = self.emit("Relu", [out], self.unique("Relu"))
+        if params.get("pool"):
+            kernel = list(params["pool"])
+            out = self.emit("MaxPool", [out], self.unique("MaxPool"), kernel_shape=kernel,
+                            strides=kernel, pads=[0, 0, 0, 0])
+        return out
 
 
 def _simple(op: str) -> Callable[..., str]:
