@@ -196,6 +196,26 @@ def test_linear_relu_gives_the_bits_of_linear_then_relu(tiny_shards, x_shape, w_
         assert a.tobytes() == c.tobytes()
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_linear_relu_on_3d_input_and_a_frozen_weight_gives_the_bits_of_linear_then_relu(tiny_shards, n_threads):
+    """A (batch, tokens, features) input (one product, its bias and ReLU over shards of the batch), and a weight
+    that needs no gradient (only the input's and the bias's are computed)."""
+    zg.set_num_threads(n_threads)
+    rng = np.random.default_rng(10)
+    xa, wa, ba = (rng.standard_normal(s).astype(np.float32) for s in ((6, 5, 40), (7, 40), (7,)))
+    g = zg.Tensor(rng.standard_normal((6, 5, 7)).astype(np.float32))
+    results = []
+    for fused in (True, False):
+        x, w, b = zg.Tensor(xa, requires_grad=True), zg.Tensor(wa), zg.Tensor(ba, requires_grad=True)
+        out = zmath.linear_relu(x, w, b) if fused else F.relu(F.linear(x, w, b))
+        (out * g).sum().backward()
+        assert w.grad is None
+        results.append([out.data, x.grad, b.grad])
+    assert results[0][0].shape == (6, 5, 7) and (results[0][0] == 0).any() and (results[0][0] > 0).any()
+    for a, c in zip(*results):
+        assert a.tobytes() == c.tobytes()
+
+
 @pytest.mark.parametrize("x_shape, w_shape", LINEAR_SHAPES + [((4, 40), (3, 40))])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_linear_relu_gradients_in_float64(tiny_shards, x_shape, w_shape, n_threads):

@@ -641,14 +641,22 @@ class Linear(Function):
     (see _INNER_SPLIT) is split along the inner axis, each thread multiplying a part of x's columns by the same part
     of W's, and the partial products are added in thread order (bit-identical run after run at a given thread count,
     within float32 rounding of one thread's result).
+
+    With relu=True (functional.math.linear_relu) it is relu(x @ W.T + b) in one node: the maximum with 0 taken in
+    place on the product on every path, the output kept as backward's mask, and backward masking the gradient
+    before its products, the same numbers as a Linear node and a ReLU node.
     """
 
     def forward(self, x, weight, bias=None, relu=False):
         self.x, self.weight, self.relu = x, weight, relu
         self.parallel = self._parallel(x, weight)
-        if not self.parallel:
-            out = _bias_relu(x @ weight.T, bias, relu)
-        elif (outputs := _INNER_SPLIT * len(x) * len(weight)) < x.size and outputs < weight.size:  # (min is F.min)
+        if not self.parallel:  # one product; its bias and ReLU over a shard of the rows per thread if it is large
+            out = x @ weight.T
+            if len(shards := batch_slices(out) if out.ndim > 1 else [...]) > 1:
+                parallel_map(lambda s: _bias_relu(out[s], bias, relu), shards)
+            else:
+                _bias_relu(out, bias, relu)
+        elif (outputs := _INNER_SPLIT * len(x) * len(weight)) < x.size and outputs < weight.size:  # (min here is F.min)
             out = self._forward_inner_split(x, weight, bias, relu)
         else:
             out = np.empty((len(x), len(weight)), dtype=np.result_type(x, weight))
@@ -726,6 +734,7 @@ def linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     return Linear.apply(as_tensor(x), weight, bias, relu=True)
 
 
+# ReLU's helpers live here, not in activation.py, because Linear's fused ReLU needs them and activation imports math
 def batch_slices(x: np.ndarray) -> list:
     """Index expressions of x's batch shards, one per thread (a 0-d array is one shard: all of it)."""
     return batch_shards(len(x), x.size) if x.ndim else [...]
