@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _graph import node_kinds
 
 import zerograd as zg
 from zerograd import Tensor, nn
@@ -434,25 +435,18 @@ def _fused_and_layer_by_layer(model: nn.Sequential, x: np.ndarray) -> tuple[list
     """The node kinds of the model's graph (Sequential fusing its runs) and of its layers run one by one, after
     checking that the two give the same bits: outputs and the gradients of every parameter."""
     out = model(Tensor(x))
-    fused_kinds = _node_kinds(out)
+    fused_kinds = node_kinds(out)
     out.sum().backward()
     fused = [out.data] + [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
     manual = Tensor(x)
     for layer in model:
         manual = layer(manual)
-    manual_kinds = _node_kinds(manual)
+    manual_kinds = node_kinds(manual)
     manual.sum().backward()
     for a, b in zip(fused, [manual.data] + [p.grad for p in model.parameters()]):
         assert a.tobytes() == b.tobytes()
     return fused_kinds, manual_kinds
-
-
-def _node_kinds(out: Tensor) -> list[str]:
-    from zerograd.tensor import graph_nodes
-    from zerograd.viz import _function_label
-
-    return sorted(_function_label(fn) for _, fn, _ in graph_nodes(out) if fn is not None)
 
 
 def test_sequential_runs_a_conv2d_and_the_relu_after_it_as_one_node():
@@ -472,14 +466,14 @@ def test_sequential_keeps_the_pair_apart_when_a_layer_is_changed():
 
     x = Tensor(np.random.default_rng(13).standard_normal((2, 1, 6, 6)).astype(np.float32))
     sub = nn.Sequential(MyConv(1, 2, 3, generator=0), nn.ReLU())
-    assert _node_kinds(sub(x)) == ["Conv2d", "Mul", "ReLU"]
+    assert node_kinds(sub(x)) == ["Conv2d", "Mul", "ReLU"]
     plain = nn.Sequential(nn.Conv2d(1, 2, 3, generator=0), nn.ReLU())
     seen = []
     relu = plain[1]
     relu.forward = lambda t: seen.append(t.shape) or F.relu(t)  # a forward set on the instance (as tracing does)
-    assert _node_kinds(plain(x)) == ["Conv2d", "ReLU"] and seen == [(2, 2, 4, 4)]
+    assert node_kinds(plain(x)) == ["Conv2d", "ReLU"] and seen == [(2, 2, 4, 4)]
     del relu.forward
-    assert _node_kinds(plain(x)) == ["Conv2d + ReLU"]
+    assert node_kinds(plain(x)) == ["Conv2d + ReLU"]
 
 
 def test_sequential_runs_a_linear_and_the_relu_after_it_as_one_node():
@@ -587,9 +581,9 @@ def test_sequential_fused_run_keeps_each_layers_errors_and_changes():
         model(Tensor(np.zeros((1, 1, 2, 2), dtype=np.float32)))
     x = Tensor(np.random.default_rng(15).standard_normal((2, 1, 8, 8)).astype(np.float32))
     model[2].forward = lambda t: F.max_pool2d(t, 2) * 2  # a forward set on the pooling: the pair runs, then it
-    assert _node_kinds(model(x)) == ["Conv2d + ReLU", "MaxPool2d", "Mul"]
+    assert node_kinds(model(x)) == ["Conv2d + ReLU", "MaxPool2d", "Mul"]
     del model[2].forward
-    assert _node_kinds(model(x)) == ["Conv2d + ReLU + MaxPool2d"]
+    assert node_kinds(model(x)) == ["Conv2d + ReLU + MaxPool2d"]
 
 
 @pytest.mark.parametrize("c, o, h, padding", [(8, 8, 10, 1), (16, 16, 9, 2), (8, 12, 11, 1)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _graph import node_kinds
 
 import zerograd as zg
 from zerograd import optim
@@ -132,13 +133,6 @@ def test_chapter5_backprop_training_reaches_097(mnist):
     assert history[-1].test_accuracy >= 0.97
 
 
-def _graph_kinds(out: zg.Tensor) -> list[str]:
-    from zerograd.tensor import graph_nodes
-    from zerograd.viz import _function_label
-
-    return sorted(_function_label(fn) for _, fn, _ in graph_nodes(out) if fn is not None)
-
-
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_two_layer_net_runs_fc1_and_a_relu_as_one_node_with_the_same_numbers(mnist, activation):
     (x, t), _ = mnist
@@ -148,8 +142,8 @@ def test_two_layer_net_runs_fc1_and_a_relu_as_one_node_with_the_same_numbers(mni
     node = {"relu": "ReLU", "sigmoid": "Sigmoid"}[activation]
     kinds = ["CrossEntropy", "Linear", "Linear + ReLU"] if activation == "relu" else ["CrossEntropy", "Linear",
                                                                                      "Linear", node]
-    assert _graph_kinds(fused.loss(x[:4], t[:4])) == kinds
-    assert _graph_kinds(apart.loss(x[:4], t[:4])) == ["CrossEntropy", "Linear", "Linear", node]
+    assert node_kinds(fused.loss(x[:4], t[:4])) == kinds
+    assert node_kinds(apart.loss(x[:4], t[:4])) == ["CrossEntropy", "Linear", "Linear", node]
     opts = [optim.SGD(m.parameters(), lr=0.1) for m in (fused, apart)]
     for i in range(5):  # training: the same weights, bit for bit
         for model, opt in zip((fused, apart), opts):

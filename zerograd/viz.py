@@ -36,7 +36,7 @@ def _tensor_label(t: Tensor, show_shapes: bool) -> str:
 
 
 def _function_label(fn: Function) -> str:
-    params = getattr(fn, "params", {})  # a convolution and the ReLU (and max-pooling) after it, run as one (Sequential)
+    params = getattr(fn, "params", {})  # a Linear or a Conv2d and the ReLU (and max-pooling) after it, as one node
     fused = (" + ReLU" if params.get("relu") else "") + (" + MaxPool2d" if params.get("pool") else "")
     return type(fn).__name__ + fused
 

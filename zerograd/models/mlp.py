@@ -88,8 +88,12 @@ class TwoLayerNet(nn.Module):
         """(N, input_size), or images (N, C, H, W) flattened first -> logits (N, output_size)."""
         if x.ndim > 2:
             x = x.reshape(len(x), -1)
-        run = fused_run([self.fc1, self.act])  # with a ReLU: one node, the same numbers (as in nn.Sequential)
-        return self.fc2(run[0](x, self.act) if run else self.act(self.fc1(x)))
+        if run := fused_run([self.fc1, self.act]):  # with a ReLU: one node, the same numbers (as in nn.Sequential)
+            method, _ = run
+            h = method(x, self.act)
+        else:
+            h = self.act(self.fc1(x))
+        return self.fc2(h)
 
     def loss(self, x: Any, t: Any) -> Tensor:
         """Mean cross-entropy of softmax(forward(x)) against labels or one-hot t."""

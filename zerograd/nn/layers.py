@@ -17,7 +17,7 @@ from ..functional.conv import conv2d_relu, conv2d_relu_max_pool2d, pair
 from ..functional.math import linear_relu
 from ..tensor import Tensor
 from . import init as _init
-from .module import FUSED_LAYERS, Module, Parameter
+from .module import Module, Parameter, register_fused
 
 
 class Linear(Module):
@@ -360,6 +360,7 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, C, H, W)"
 
 
-# see Sequential
-FUSED_LAYERS[Linear] = [((ReLU,), "forward_relu")]
-FUSED_LAYERS[Conv2d] = [((ReLU, MaxPool2d), "forward_relu_max_pool2d"), ((ReLU,), "forward_relu")]
+# the runs Sequential takes as one node
+register_fused(Linear, (ReLU,), "forward_relu")
+register_fused(Conv2d, (ReLU,), "forward_relu")
+register_fused(Conv2d, (ReLU, MaxPool2d), "forward_relu_max_pool2d")

@@ -347,20 +347,27 @@ def _check_buffer(name: str, value: Any) -> np.ndarray | None:
 
 
 # Runs of layers that Sequential runs as one node, by the type of their first layer: the types of the layers that
-# follow it, and the method of the first that runs them all, called with the input and the other layers. nn.layers
-# adds Linear: [((ReLU,), "forward_relu")] and Conv2d: [((ReLU, MaxPool2d), "forward_relu_max_pool2d"), ((ReLU,),
-# "forward_relu")]. Longest first: the first that matches wins (see fused_run).
+# follow it, and the method of the first that runs them all, called with the input and the other layers; longest
+# first, as the first that matches wins (see fused_run). nn.layers registers Linear + ReLU, Conv2d + ReLU and
+# Conv2d + ReLU + MaxPool2d.
 FUSED_LAYERS: dict[type, list[tuple[tuple[type, ...], str]]] = {}
 
 
-def fused_run(layers: Sequence[Module]) -> tuple[Callable[..., Any], int] | None:
-    """The run of FUSED_LAYERS that `layers` start with: (the method of layers[0] that runs it as one node, called as
-    method(x, *the run's other layers); the run's length), or None. Exact types only (a subclass may change forward),
-    and only while no layer of the run has a forward of its own set on the instance (as the ONNX exporter's tracing
-    does)."""
-    first = layers[0]
+def register_fused(first: type, followers: tuple[type, ...], method: str) -> None:
+    """Let Sequential run a `first` layer and the layers of types `followers` right after it as one node: the first
+    layer's `method`, called as method(x, *the other layers), must give the same numbers as the layers in turn."""
+    runs = FUSED_LAYERS.setdefault(first, [])
+    runs[:] = sorted([r for r in runs if r[0] != followers] + [(followers, method)], key=lambda r: -len(r[0]))
+
+
+def fused_run(layers: Sequence[Module], start: int = 0) -> tuple[Callable[..., Any], int] | None:
+    """The run of FUSED_LAYERS that layers[start:] begins with: (the method of layers[start] that runs it as one
+    node, called as method(x, *the run's other layers); the run's length), or None. Exact types only (a subclass may
+    change forward), and only while no layer of the run has a forward of its own set on the instance (as the ONNX
+    exporter's tracing does)."""
+    first = layers[start]
     for followers, name in FUSED_LAYERS.get(type(first), ()):
-        run = layers[1 : 1 + len(followers)]
+        run = layers[start + 1 : start + 1 + len(followers)]
         if tuple(map(type, run)) == followers and all("forward" not in m.__dict__ for m in (first, *run)):
             return getattr(first, name), 1 + len(run)
     return None
@@ -400,8 +407,7 @@ class Sequential(Module):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            run = fused_run(modules[i:]) if type(modules[i]) in FUSED_LAYERS else None
-            if run is None:
+            if (run := fused_run(modules, i)) is None:
                 x = modules[i](x)
                 i += 1
             else:
