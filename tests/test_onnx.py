@@ -518,8 +518,9 @@ def test_fused_nodes_export_their_relu_and_pooling(tmp_path):
     model = Fused()
     x = np.random.default_rng(0).standard_normal((6, 1, 8, 8)).astype(np.float32)
     zonnx.export(model, x[:2], tmp_path / "fused.onnx")
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node]
-    assert ops == ["Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu"]
+    nodes = [(n.op_type, n.name) for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node]
+    assert nodes == [("Conv", "conv"), ("Relu", "conv/relu"), ("MaxPool", "conv/pool"), ("Flatten", "Flatten_3"),
+                     ("Gemm", "fc"), ("Relu", "fc/relu")]  # named after the layer whose node computed them
     with zg.no_grad():
         expected = model(zg.Tensor(x)).data
     assert (expected == 0).any()

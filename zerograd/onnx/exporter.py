@@ -120,19 +120,19 @@ class _Exporter:
                             f"{hint}. Operations that export: {known}")
         ins = [self.value(i) for i in fn.inputs]
         self.current = t
-        self.names[id(t)] = self.fused_after(fn, emitter(self, fn, t, ins))
+        self.names[id(t)] = emitter(self, fn, t, ins)
 
-    def fused_after(self, fn: Function, out: str) -> str:
-        """The ReLU and max-pooling that a node of fused layers computed after its own operation (a "Linear + ReLU"
-        or "Conv2d + ReLU + MaxPool2d" node of functional.math.linear_relu, functional.conv.conv2d_relu_max_pool2d,
-        ...), as ONNX nodes of their own. Tracing runs a model's layers one by one, so only a model that calls those
-        functions itself has such nodes."""
+    def fused_after(self, fn: Function, out: str, name: str) -> str:
+        """The ReLU and max-pooling that a node of fused layers (a "Linear + ReLU" or "Conv2d + ReLU + MaxPool2d"
+        node of functional.math.linear_relu, functional.conv.conv2d_relu_max_pool2d, ...) computed after its Gemm or
+        Conv `name`, as ONNX nodes of their own, "<name>/relu" and "<name>/pool". Tracing runs a model's layers one
+        by one, so only a model that calls those functions itself has such nodes."""
         params = getattr(fn, "params", {})
         if params.get("relu"):
-            out = self.emit("Relu", [out], self.unique("Relu"))
+            out = self.emit("Relu", [out], self.unique(f"{name}/relu"))
         if params.get("pool"):
             kernel = list(params["pool"])
-            out = self.emit("MaxPool", [out], self.unique("MaxPool"), kernel_shape=kernel,
+            out = self.emit("MaxPool", [out], self.unique(f"{name}/pool"), kernel_shape=kernel,
                             strides=kernel, pads=[0, 0, 0, 0])
         return out
 
@@ -147,13 +147,14 @@ def _emit_linear(ex: _Exporter, fn: Function, t: Tensor, ins: list[str]) -> str:
     name = ex.node_name(fn, "Gemm")
     x = fn.inputs[0]
     if x.ndim == 2:  # Gemm: y = x @ W.T + b with W kept (out, in) as nn.Linear stores it
-        return ex.emit("Gemm", ins, name, transB=1)
+        return ex.fused_after(fn, ex.emit("Gemm", ins, name, transB=1), name)
     # other ranks: rows of features through the same Gemm, so that import finds an nn.Linear again
     rows_shape = ex.const_ints([-1, x.shape[-1]], f"{name}/rows_shape")
     rows = ex.emit("Reshape", [ins[0], rows_shape], ex.unique(f"{name}/rows"))
     y = ex.emit("Gemm", [rows, *ins[1:]], name, transB=1)
     back = [-1, *t.shape[1:]] if t.ndim > 1 else [t.shape[0]]  # -1: the batch stays dynamic
-    return ex.emit("Reshape", [y, ex.const_ints(back, f"{name}/out_shape")], ex.unique(f"{name}/unrows"))
+    y = ex.emit("Reshape", [y, ex.const_ints(back, f"{name}/out_shape")], ex.unique(f"{name}/unrows"))
+    return ex.fused_after(fn, y, name)
 
 
 def _emit_leaky_relu(ex: _Exporter, fn: Function, t: Tensor, ins: list[str]) -> str:
@@ -200,8 +201,9 @@ def _emit_batch_norm(ex: _Exporter, fn: Function, t: Tensor, ins: list[str]) -> 
 def _emit_conv(ex: _Exporter, fn: Function, t: Tensor, ins: list[str]) -> str:
     (sh, sw), (ph, pw) = fn.params.get("stride", (1, 1)), fn.params.get("padding", (0, 0))
     kernel = list(fn.inputs[1].shape[2:])
-    return ex.emit("Conv", ins, ex.node_name(fn, "Conv"), kernel_shape=kernel, strides=[sh, sw],
-                   pads=[ph, pw, ph, pw])
+    name = ex.node_name(fn, "Conv")
+    out = ex.emit("Conv", ins, name, kernel_shape=kernel, strides=[sh, sw], pads=[ph, pw, ph, pw])
+    return ex.fused_after(fn, out, name)
 
 
 def _emit_pool(op: str) -> Callable[..., str]:
