@@ -7,6 +7,7 @@ installed; in CI (CI=true) a missing MPI fails them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -383,9 +384,10 @@ def test_ctrl_c_ends_the_job_and_another_process_count_resumes_it(small_folder, 
     assert proc.poll() is None, proc.communicate()
     tasks = Path(f"/proc/{proc.pid}/task").iterdir()  # any of mpiexec's threads may have started the ranks
     ranks = [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
-    assert len(ranks) == 2
+    assert len(ranks) == 2, (ranks, proc.poll())
     for pid in [proc.pid, *ranks]:
-        os.kill(pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # a rank that mpiexec's own Ctrl-C already ended
+            os.kill(pid, signal.SIGINT)
     begin = time.monotonic()
     proc.communicate(timeout=60)
     assert proc.returncode != 0 and time.monotonic() - begin < 30
