@@ -188,7 +188,8 @@ def test_missing_pickle(tmp_path: Path) -> None:
 
 
 def test_list_pretrained() -> None:
-    assert list_pretrained() == ["book-ch3"]
+    with pytest.deprecated_call(match="renamed list_pretrained_arrays"):
+        assert list_pretrained() == ["book-ch3"]
 
 
 def test_book_ch3_npz_is_shipped_in_the_package_and_needs_no_pickle() -> None:

@@ -126,7 +126,8 @@ def gray_levels(img: PIL.Image.Image, where: str, messages: Mapping[str, str] = 
     Pillow's convert("L") clips such values at 255 instead of rescaling them: 16-bit levels are scaled by
     255/65535, and a range beyond 0..65535 (32-bit integer or float pixels) is mapped onto 0..255.
     """
-    arr = np.asarray(img, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # casting a signalling NaN warns; any NaN is refused just below
+        arr = np.asarray(img, dtype=np.float64)
     if not np.isfinite(arr).all():  # a float TIFF may hold NaN or infinity
         raise DataError(_message(messages, "nan", where))
     low, top = arr.min(initial=0.0), arr.max(initial=0.0)
