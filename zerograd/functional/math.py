@@ -652,7 +652,8 @@ class Linear(Function):
         self.parallel = self._parallel(x, weight)
         if not self.parallel:  # one product; its bias and ReLU over a shard of the rows per thread if it is large
             out = x @ weight.T
-            if len(shards := batch_slices(out) if out.ndim > 1 else [...]) > 1:
+            shards = batch_slices(out) if out.ndim > 1 else [...]  # a 1-D output's axis is the bias's: one shard
+            if len(shards) > 1:
                 parallel_map(lambda s: _bias_relu(out[s], bias, relu), shards)
             else:
                 _bias_relu(out, bias, relu)
